@@ -1,0 +1,48 @@
+#include "core/storage.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace remoe {
+namespace {
+
+// 64-byte alignment: one cache line, and what AVX-512 loads like.
+class CpuAllocator final : public Allocator {
+ public:
+  void* allocate(size_t nbytes, Device) override {
+    size_t rounded = (nbytes + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+    REMOE_CHECK(p != nullptr, "cpu allocator: out of memory allocating ", nbytes, " bytes");
+    return p;
+  }
+  void deallocate(void* ptr, size_t, Device) override { std::free(ptr); }
+  void copy(void* dst, Device, const void* src, Device, size_t nbytes) override {
+    if (nbytes) std::memcpy(dst, src, nbytes);
+  }
+};
+
+CpuAllocator g_cpu_allocator;
+Allocator* g_allocators[2] = {&g_cpu_allocator, nullptr};
+
+}  // namespace
+
+void register_allocator(DeviceType type, Allocator* allocator) {
+  g_allocators[static_cast<int>(type)] = allocator;
+}
+
+Allocator& allocator_for(Device device) {
+  Allocator* a = g_allocators[static_cast<int>(device.type)];
+  REMOE_CHECK(a != nullptr, "device ", device.str(),
+              " is not available: this build has no CUDA backend (configure with REMOE_CUDA=ON)");
+  return *a;
+}
+
+Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
+  data_ = allocator_for(device).allocate(nbytes, device);
+}
+
+Storage::~Storage() { allocator_for(device_).deallocate(data_, nbytes_, device_); }
+
+}  // namespace remoe
