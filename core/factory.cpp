@@ -67,13 +67,13 @@ template Tensor from_vector<uint8_t>(const std::vector<uint8_t>&, const Shape&, 
 Tensor randn(const Shape& shape, Generator& gen, TensorOptions opt, double mean, double std) {
   uint64_t base = gen.offset;
   gen.offset += static_cast<uint64_t>(shape_numel(shape));
-  return fill_with(shape, opt, [&](int64_t i) { return mean + std * philox_normal(gen.seed, base + i); });
+  return fill_with(shape, opt, [&](int64_t i) { return std::fma(std, philox_normal(gen.seed, base + i), mean); });
 }
 
 Tensor uniform(const Shape& shape, Generator& gen, TensorOptions opt, double lo, double hi) {
   uint64_t base = gen.offset;
   gen.offset += static_cast<uint64_t>(shape_numel(shape));
-  return fill_with(shape, opt, [&](int64_t i) { return lo + (hi - lo) * philox_uniform(gen.seed, base + i); });
+  return fill_with(shape, opt, [&](int64_t i) { return std::fma(hi - lo, static_cast<double>(philox_uniform(gen.seed, base + i)), lo); });
 }
 
 Tensor randint(const Shape& shape, int64_t lo, int64_t hi, Generator& gen, TensorOptions opt) {

@@ -5,6 +5,10 @@
 
 #include "core/error.h"
 
+#ifdef REMOE_WITH_CUDA
+#include "cuda/allocator.h"
+#endif
+
 namespace remoe {
 namespace {
 
@@ -33,6 +37,9 @@ void register_allocator(DeviceType type, Allocator* allocator) {
 }
 
 Allocator& allocator_for(Device device) {
+#ifdef REMOE_WITH_CUDA
+  if (device.is_cuda()) cuda::init();  // registers the caching allocator once (std::call_once)
+#endif
   Allocator* a = g_allocators[static_cast<int>(device.type)];
   REMOE_CHECK(a != nullptr, "device ", device.str(),
               " is not available: this build has no CUDA backend (configure with REMOE_CUDA=ON)");

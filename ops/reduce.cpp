@@ -1,4 +1,6 @@
 // Reductions: sum, mean, max, argmax, and sum_to (which undoes broadcasting in backward rules).
+#include <utility>
+
 #include "ops/common.h"
 #include "ops/cpu/reduce.h"
 #include "ops/ops.h"
@@ -55,6 +57,56 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
     if (flags[i]) count *= x.shape()[i];
   return div(sum(x, dims, keepdim), static_cast<double>(count));
 }
+
+namespace {
+
+// The maximum of x along `dim` and its first index, both with x's shape less that axis (or with
+// it kept as 1). x of rank 0 is treated as [1].
+std::pair<Tensor, Tensor> max_forward(const char* op, const Tensor& x, int64_t dim, bool keepdim) {
+  Device dev = common_device(op, {x});
+  int64_t d = normalize_dim(dim, x.dim(), op);
+  REMOE_CHECK(x.dim() == 0 || x.shape()[d] > 0, op, ": cannot reduce axis ", dim, " of size 0 (shape ",
+              shape_str(x.shape()), ")");
+  require_cpu(op, dev);
+  Shape out_shape = x.shape();
+  int64_t outer = 1, n = 1, inner = 1;
+  if (x.dim() > 0) {
+    for (int64_t i = 0; i < d; ++i) outer *= x.shape()[i];
+    n = x.shape()[d];
+    for (int64_t i = d + 1; i < x.dim(); ++i) inner *= x.shape()[i];
+    if (keepdim) {
+      out_shape[d] = 1;
+    } else {
+      out_shape.erase(out_shape.begin() + d);
+    }
+  }
+  Tensor values = empty(out_shape, {x.dtype(), dev}), indices = empty(out_shape, {DType::i64, dev});
+  cpu::max(contiguous_data(x), outer, n, inner, values, indices);
+  return {values, indices};
+}
+
+}  // namespace
+
+Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
+  auto [values, indices] = max_forward("max", x, dim, keepdim);
+  if (x.dim() == 0) {
+    return record("max", values, {x}, [](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> { return {g}; });
+  }
+  const int64_t d = normalize_dim(dim, x.dim(), "max");
+  Shape in_shape = x.shape();
+  // The gradient goes to the first maximal element: a one-hot along the axis, built by comparing
+  // the positions 0..n-1 (laid along axis d) with the saved indices (keepdim layout).
+  Tensor idx = keepdim ? indices : unsqueeze(indices, d);
+  return record("max", values, {x}, [in_shape, d, idx, keepdim](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
+    Shape pos_shape(in_shape.size(), 1);
+    pos_shape[d] = in_shape[d];
+    Tensor pos = reshape(arange(0, static_cast<double>(in_shape[d]), 1, {DType::i64, g.device()}), pos_shape);
+    Tensor gk = keepdim ? g : unsqueeze(g, d);
+    return {where(eq(pos, idx), gk, scalar_tensor(0.0, {g.dtype(), g.device()}))};
+  });
+}
+
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) { return max_forward("argmax", x, dim, keepdim).second; }
 
 Tensor sum_to(const Tensor& x, const Shape& shape) {
   if (x.shape() == shape) return x;

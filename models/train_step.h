@@ -1,0 +1,55 @@
+// One optimizer step of training, usable by the runner and by tests: forward and backward over
+// the step's micro-batches (gradient accumulation), global grad-norm clipping, AdamW with the
+// scheduled learning rate, and the ReMoE λ update from the step's sparsity (spec §2–3).
+#pragma once
+#include <utility>
+#include <vector>
+
+#include "models/lr_schedule.h"
+#include "models/optim.h"
+#include "models/sparsity_controller.h"
+#include "models/transformer.h"
+
+namespace remoe {
+
+struct Batch {
+  Tensor inputs;   // [B, T] i64
+  Tensor targets;  // [B, T] i64 (inputs shifted by one)
+};
+
+struct StepMetrics {
+  int64_t step = 0;       // index of the step just taken (0-based)
+  double loss = 0;        // total loss (lm + aux or + λ·L_reg), mean over micro-batches
+  double lm_loss = 0;     // LM cross-entropy, mean over micro-batches
+  double aux_loss = 0;    // TopK: Σ_l aux_l
+  double reg_loss = 0;    // ReLU: L_reg
+  double sparsity = 0;    // 1 − active pairs / (L·T·E) over the whole step (MoE only)
+  double lambda = 0;      // λ used in this step's loss (before the update)
+  double lr = 0;
+  double grad_norm = 0;   // before clipping
+  int64_t tokens = 0;
+  std::vector<std::vector<int64_t>> expert_counts;  // [layer][expert], summed over micro-batches
+};
+
+class Trainer {
+ public:
+  Trainer(Transformer& model, AdamWOptions adamw, LrSchedule schedule, double clip_norm = 1.0,
+          double lambda0 = 1e-8, double alpha = 1.2);
+  // Takes one optimizer step over `micro_batches`. A non-finite loss or gradient norm throws
+  // remoe::Error before any weight changes.
+  StepMetrics step(const std::vector<Batch>& micro_batches);
+  int64_t steps_taken() const { return step_; }
+  void set_steps_taken(int64_t s) { step_ = s; }
+  AdamW& optimizer() { return optimizer_; }
+  SparsityController& controller() { return controller_; }
+
+ private:
+  Transformer& model_;
+  AdamW optimizer_;
+  LrSchedule schedule_;
+  SparsityController controller_;
+  double clip_norm_;
+  int64_t step_ = 0;
+};
+
+}  // namespace remoe

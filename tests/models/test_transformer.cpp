@@ -1,0 +1,123 @@
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+
+#include "models/train_step.h"
+#include "test_util.h"
+
+using namespace remoe;
+using namespace remoe::test;
+
+namespace {
+
+// Real English text (the GPL-3 licence, from Debian's common-licenses), as byte tokens.
+std::vector<int64_t> text_bytes() {
+  std::ifstream in(REMOE_SOURCE_DIR "/tests/data/gpl3.txt", std::ios::binary);
+  REQUIRE_MESSAGE(in.good(), "missing tests/data/gpl3.txt");
+  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return std::vector<int64_t>(s.begin(), s.end());
+}
+
+// Batch `i`: B windows of T+1 bytes at pseudo-random (deterministic) offsets.
+Batch text_batch(const std::vector<int64_t>& data, int64_t B, int64_t T, uint64_t i) {
+  std::vector<int64_t> x, y;
+  for (int64_t b = 0; b < B; ++b) {
+    uint64_t h = (i * 1000003u + static_cast<uint64_t>(b) * 7919u) * 2654435761u;
+    size_t off = static_cast<size_t>(h % (data.size() - static_cast<size_t>(T) - 1));
+    for (int64_t t = 0; t < T; ++t) {
+      x.push_back(data[off + t]);
+      y.push_back(data[off + t + 1]);
+    }
+  }
+  return {from_vector(x, {B, T}), from_vector(y, {B, T})};
+}
+
+ModelConfig tiny(const std::string& ffn, int64_t E, int64_t k) {
+  ModelConfig c;
+  c.vocab_size = 256;
+  c.d_model = 32;
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.ffn = ffn;
+  c.num_experts = E;
+  c.topk = k;
+  c.ffn_hidden = 64;
+  c.seed = 1;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("parameter names are stable checkpoint keys") {
+  Transformer m(tiny("relu", 4, 1));
+  NamedTensors p = m.named_parameters();
+  CHECK(p.front().first == "embed");
+  CHECK(p[1].first == "lm_head");  // a module's own parameters first, then children (PyTorch's order)
+  CHECK(p[2].first == "layers.0.attn_norm.weight");
+  CHECK(m.parameter("layers.1.ffn.router").shape() == Shape{32, 4});
+  CHECK(m.parameter("layers.1.ffn.experts.3.w_down").shape() == Shape{64, 32});
+  CHECK(p.back().first == "final_norm.weight");
+}
+
+TEST_CASE("config errors name the key and the allowed values") {
+  ModelConfig c = tiny("relu", 4, 1);
+  c.ffn = "moe";
+  CHECK_THROWS_WITH_ALL(c.validate(), "model.ffn", "dense, topk, relu");
+  c = tiny("topk", 4, 5);
+  CHECK_THROWS_WITH_ALL(c.validate(), "moe.topk", "5");
+  c = tiny("relu", 4, 1);
+  c.n_kv_heads = 3;
+  CHECK_THROWS_WITH_ALL(c.validate(), "n_kv_heads");
+}
+
+TEST_CASE("a tiny model's loss falls on real text, for each FFN") {
+  std::vector<int64_t> data = text_bytes();
+  for (std::string ffn : {"dense", "topk", "relu"}) {
+    CAPTURE(ffn);
+    Transformer model(tiny(ffn, 4, 1));
+    LrSchedule sched{3e-3, 3e-4, 10, 120};
+    Trainer trainer(model, AdamWOptions{}, sched);
+    double first = 0, last = 0;
+    for (int step = 0; step < 120; ++step) {
+      StepMetrics m = trainer.step({text_batch(data, 8, 32, static_cast<uint64_t>(step))});
+      if (step < 5) first += m.lm_loss / 5;
+      if (step >= 115) last += m.lm_loss / 5;
+    }
+    MESSAGE(ffn << ": loss " << first << " -> " << last);
+    CHECK(first > 5.0);         // ≈ ln 256 at init
+    CHECK(last < first - 2.0);  // bytes of English: well below uniform
+  }
+}
+
+// KNOWN FAILURE (issue 4 open): at lr 3e-3 this tiny model drifts *sparser* than the target on the
+// LM loss alone (S ≈ 0.80–0.92 for target 0.75 while λ decays to ~1e-30), so the band is not held.
+// Marked may_fail so it runs and reports on every CI run without hiding the numbers.
+TEST_CASE("ReMoE sparsity settles at 1 - k/E and stays there (alpha = 1.2)" * doctest::may_fail()) {
+  std::vector<int64_t> data = text_bytes();
+  for (auto [E, k] : {std::pair<int64_t, int64_t>{4, 1}, {8, 2}}) {
+    CAPTURE(E);
+    CAPTURE(k);
+    Transformer model(tiny("relu", E, k));
+    Trainer trainer(model, AdamWOptions{}, LrSchedule{3e-3, 3e-4, 10, 400});
+    const double target = 1.0 - static_cast<double>(k) / static_cast<double>(E);
+    int64_t settled = -1, outside_after = 0;
+    double first_loss = 0, last_loss = 0;
+    for (int step = 0; step < 400; ++step) {
+      StepMetrics m = trainer.step({text_batch(data, 8, 32, static_cast<uint64_t>(step))});
+      bool inside = std::abs(m.sparsity - target) <= 0.02;
+      if (std::getenv("REMOE_TRACE") && step % 20 == 0)
+        MESSAGE(step << " S=" << m.sparsity << " lambda=" << m.lambda << " reg=" << m.reg_loss << " lm=" << m.lm_loss);
+      if (settled < 0 && inside) settled = step;
+      if (step >= 300 && !inside) ++outside_after;
+      if (step < 5) first_loss += m.lm_loss / 5;
+      if (step >= 395) last_loss += m.lm_loss / 5;
+    }
+    MESSAGE("E=" << E << " k=" << k << ": settled at step " << settled << ", steps 300-399 outside ±0.02: "
+                 << outside_after << ", loss " << first_loss << " -> " << last_loss);
+    CHECK(settled >= 0);
+    CHECK(settled < 300);
+    CHECK(outside_after <= 5);  // stays there (a few excursions from the multiplicative controller)
+    CHECK(last_loss < first_loss - 2.0);
+  }
+}
