@@ -1,9 +1,11 @@
 #include "ops/cpu/attention.h"
 
-// GCC 12 reports a false "may be used uninitialized" inside Eigen's AVX-512 reductions and GEMM
-// kernel (_mm256_undefined_pd in avx512fintrin.h); the warning is about the intrinsic, not this code.
+// GCC 12 reports a false "(may be) used uninitialized" inside Eigen's AVX-512 reductions and GEMM
+// kernel (_mm256_undefined_pd in avx512fintrin.h; the definite form under -fsanitize builds); the
+// warning is about the intrinsic, not this code.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #include <Eigen/Core>
 #include <algorithm>
