@@ -1,0 +1,48 @@
+#include <iostream>
+
+#include "experiments/cli/commands.h"
+#include "experiments/train/run.h"
+
+namespace remoe::cli {
+
+Command add_train_command(CLI::App& app, const std::vector<std::string>& argv) {
+  CLI::App* sub = app.add_subcommand("train", "train one model; config keys as --section.key=value (see --help-config)");
+  struct Args {
+    std::string config_file;
+    bool resume = false, help_config = false, quiet = false;
+  };
+  auto args = std::make_shared<Args>();
+  sub->add_option("-c,--config", args->config_file, "TOML or JSON config file ([section] key = value)");
+  sub->add_flag("--resume", args->resume, "continue the run from its newest complete checkpoint");
+  sub->add_flag("--help-config", args->help_config, "list every config key with its type, default and meaning");
+  sub->add_flag("-q,--quiet", args->quiet, "no status lines on stdout (train.log still has them)");
+  sub->allow_extras();  // the --section.key=value overrides
+  return [sub, args, argv]() {
+    if (args->help_config) {
+      std::cout << "config keys (set in a file's [section] or as --section.key=value):\n"
+                << experiments::describe_schema();
+      return 0;
+    }
+    experiments::RunOptions options;
+    if (!args->config_file.empty()) options.config.apply_file(args->config_file);
+    options.config.apply_overrides(sub->remaining());
+    options.resume = args->resume;
+    options.quiet = args->quiet;
+    options.argv = argv;
+    experiments::RunResult r = experiments::run_training(std::move(options));
+    switch (r.end) {
+      case experiments::RunEnd::Finished:
+        std::cout << "finished " << r.steps_done << " steps; run directory " << r.dir.string() << "\n";
+        return 0;
+      case experiments::RunEnd::Interrupted:
+        std::cout << r.message << "\n";
+        return 130;
+      case experiments::RunEnd::Failed:
+        std::cerr << "remoe: " << r.message << "\n";
+        return 3;
+    }
+    return 0;
+  };
+}
+
+}  // namespace remoe::cli

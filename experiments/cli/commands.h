@@ -1,0 +1,19 @@
+// The `remoe` subcommands. Each registers its options on a CLI11 subcommand and returns the
+// function that runs it (the process exit code).
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace remoe::cli {
+
+using Command = std::function<int()>;
+
+Command add_data_command(CLI::App& app);
+Command add_train_command(CLI::App& app, const std::vector<std::string>& argv);
+Command add_eval_command(CLI::App& app);
+Command add_demo_command(CLI::App& app, const std::vector<std::string>& argv);
+
+}  // namespace remoe::cli

@@ -1,0 +1,36 @@
+// remoe: the experiment runner. `remoe <command> --help` documents each command.
+//   remoe data   build the corpus, the tokenizer and the token shards
+//   remoe train  train one model (config file + --section.key=value overrides)
+//   remoe eval   held-out loss per domain and zero-shot benchmarks of a checkpoint
+//   remoe demo   dense vs TopK vs ReMoE on the demo corpus, side by side
+#include <iostream>
+#include <map>
+
+#include "core/error.h"
+#include "experiments/cli/commands.h"
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  CLI::App app{"remoe: ReMoE vs TopK MoE experiments (train, evaluate, compare)"};
+  app.require_subcommand(1);
+  std::map<std::string, remoe::cli::Command> commands;
+  commands["data"] = remoe::cli::add_data_command(app);
+  commands["train"] = remoe::cli::add_train_command(app, args);
+  commands["eval"] = remoe::cli::add_eval_command(app);
+  commands["demo"] = remoe::cli::add_demo_command(app, args);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (CLI::App* sub : app.get_subcommands()) return commands.at(sub->get_name())();
+  } catch (const remoe::Error& e) {
+    std::cerr << "remoe: error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "remoe: error: " << e.what() << "\n";
+    return 2;
+  }
+  return 0;
+}

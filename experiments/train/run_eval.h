@@ -1,0 +1,32 @@
+// Evaluation of a run directory (`remoe eval`, and the demo): loads the run's resolved config,
+// its dataset and a checkpoint, then measures the held-out loss and bits-per-byte per domain and,
+// when the benchmark files are present, the zero-shot tasks. Writes <run>/eval.json.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace remoe::experiments {
+
+struct RunEvalOptions {
+  std::filesystem::path run_dir;
+  std::optional<std::filesystem::path> checkpoint;  // default: the run's newest complete one
+  int64_t max_tokens_per_domain = 0;                // held-out; 0 = every document
+  bool zero_shot = true;
+  std::filesystem::path eval_dir;                   // default: eval::default_eval_dir()
+  std::vector<std::string> tasks;                   // default: all four
+  int64_t limit = 0;                                // zero-shot items per task; 0 = all
+  bool quiet = false;
+};
+
+// Returns (and writes to <run>/eval.json) {"checkpoint", "step", "heldout": {...}, "zero_shot": {...}}.
+nlohmann::ordered_json evaluate_run(const RunEvalOptions& options);
+
+// The markdown tables of an evaluate_run() result.
+std::string eval_markdown(const nlohmann::ordered_json& result);
+
+}  // namespace remoe::experiments
