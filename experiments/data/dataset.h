@@ -1,12 +1,21 @@
 // A built dataset directory (written by `remoe data`):
 //   <data_dir>/dataset.json   manifest: tokenizer file, vocab size, domains, shards with token/doc
-//                             counts and sha256, build options (preset, seed, holdout fraction)
+//                             counts and FNV-1a 64 file hashes, build options (preset, seed, holdout
+//                             fraction, …) under "build"
 //   <data_dir>/tokenizer.model (SentencePiece) or gpt2/ (encoder.json + vocab.bpe)
 //   <data_dir>/train.bin, <data_dir>/valid.bin   token shards (shard.h)
 //   <data_dir>/text/<domain>.jsonl   the extracted documents {"domain","source","text"}
+//
+// dataset.json (version 1):
+//   {"version": 1, "tokenizer": "tokenizer.model", "tokenizer_kind": "sentencepiece", "vocab_size": 16384,
+//    "eod_id": 1, "domains": ["books", …],
+//    "shards": {"train": {"file": "train.bin", "n_tokens": …, "n_docs": …, "fnv1a64": "<16 hex>"},
+//               "valid": {…}},
+//    "build": {…}}
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -20,7 +29,14 @@ struct DatasetInfo {
   std::filesystem::path train_shard, valid_shard;  // absolute
 };
 
-// Reads and checks dataset.json (throws remoe::Error naming the file and the missing key).
+// Reads and checks dataset.json (throws remoe::Error naming the file and the missing key). Checks
+// that the tokenizer and shard files exist; the shards themselves are validated by Shard::open.
 DatasetInfo load_dataset(const std::filesystem::path& data_dir);
+
+// Writes <info.dir>/dataset.json atomically (temp file + rename). The shard counts and hashes are
+// taken from the shard files (opened and checksum-verified here), the tokenizer's kind and EOD id
+// from the tokenizer file; the shards and the tokenizer must lie inside info.dir and agree with
+// info.vocab_size. `build` (a JSON object, e.g. preset, seed, holdout fraction) is stored as is.
+void write_dataset_manifest(const DatasetInfo& info, const nlohmann::json& build);
 
 }  // namespace remoe::data

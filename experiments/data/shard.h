@@ -10,7 +10,7 @@
 //     u64      n_tokens
 //     u64      n_docs
 //     u64      checksum  (FNV-1a 64 over the token bytes, then the document index bytes)
-//     u8[8]    reserved (0)
+//     u8[16]   reserved (0)
 //   tokens:    n_tokens × token_bytes
 //   doc index: n_docs × DocEntry (24 bytes: u64 start, u32 n_tokens, u32 domain, u64 n_bytes)
 // Each document is its tokens followed by the EOD token (counted in n_tokens of its entry);

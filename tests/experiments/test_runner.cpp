@@ -23,14 +23,22 @@ using namespace remoe::experiments;
 
 namespace {
 
+// One scratch directory per test process, removed when the process exits.
+struct TempRoot {
+  fs::path path = fs::temp_directory_path() / ("remoe_test_runner_" + std::to_string(::getpid()));
+  TempRoot() {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempRoot() {
+    std::error_code ignored;
+    fs::remove_all(path, ignored);
+  }
+};
+
 fs::path temp_root() {
-  static fs::path root = [] {
-    fs::path p = fs::temp_directory_path() / ("remoe_test_runner_" + std::to_string(::getpid()));
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-  }();
-  return root;
+  static TempRoot root;
+  return root.path;
 }
 
 std::string read_file(const fs::path& p) {

@@ -1,0 +1,160 @@
+// dataset.json: reading (with checks that name the file and the key) and writing (from the files
+// it describes, so the manifest cannot disagree with them).
+#include "experiments/data/dataset.h"
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/error.h"
+#include "experiments/data/hash.h"
+#include "experiments/data/shard.h"
+#include "experiments/data/tokenizer.h"
+
+namespace remoe::data {
+
+namespace {
+
+constexpr int kManifestVersion = 1;
+
+using nlohmann::json;
+
+// The value at a '/'-separated key path (e.g. "shards/train/file"), which must exist.
+const json& require(const json& root, const std::string& key, const std::string& file) {
+  const json* node = &root;
+  std::string::size_type begin = 0;
+  while (true) {
+    const auto end = key.find('/', begin);
+    const std::string part = key.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+    REMOE_CHECK(node->is_object() && node->contains(part), "dataset manifest ", file, ": missing key \"", key,
+                "\"");
+    node = &(*node)[part];
+    if (end == std::string::npos) return *node;
+    begin = end + 1;
+  }
+}
+
+std::string require_string(const json& root, const std::string& key, const std::string& file) {
+  const json& v = require(root, key, file);
+  REMOE_CHECK(v.is_string() && !v.get<std::string>().empty(), "dataset manifest ", file, ": key \"", key,
+              "\" must be a non-empty string, got ", v.dump());
+  return v.get<std::string>();
+}
+
+// A path stored in the manifest: relative to the dataset directory, and staying inside it.
+std::filesystem::path inside(const std::filesystem::path& dir, const std::string& relative, const std::string& key,
+                             const std::string& file) {
+  const std::filesystem::path rel(relative);
+  REMOE_CHECK(rel.is_relative() && !rel.empty() && *rel.begin() != "..", "dataset manifest ", file, ": key \"",
+              key, "\" must be a path inside the dataset directory, got \"", relative, "\"");
+  const std::filesystem::path full = dir / rel;
+  REMOE_CHECK(std::filesystem::exists(full), "dataset manifest ", file, ": key \"", key, "\" names ",
+              full.string(), ", which does not exist");
+  return full;
+}
+
+// `path` relative to `dir`, or an error if it lies outside.
+std::string relative_inside(const std::filesystem::path& path, const std::filesystem::path& dir,
+                            const std::string& what) {
+  const auto rel = std::filesystem::weakly_canonical(path).lexically_relative(std::filesystem::weakly_canonical(dir));
+  REMOE_CHECK(!rel.empty() && *rel.begin() != "..", "write_dataset_manifest: the ", what, " ", path.string(),
+              " is not inside the dataset directory ", dir.string());
+  return rel.generic_string();
+}
+
+}  // namespace
+
+DatasetInfo load_dataset(const std::filesystem::path& data_dir) {
+  const std::filesystem::path manifest = data_dir / "dataset.json";
+  const std::string file = manifest.string();
+  std::ifstream in(manifest);
+  REMOE_CHECK(in, "load_dataset: cannot open ", file, " (build the dataset with `remoe data` first)");
+  json root;
+  try {
+    root = json::parse(in);
+  } catch (const json::exception& e) {
+    fail("dataset manifest ", file, ": not valid JSON: ", e.what());
+  }
+  REMOE_CHECK(root.is_object(), "dataset manifest ", file, ": expected a JSON object");
+  const json& version = require(root, "version", file);
+  REMOE_CHECK(version.is_number_integer() && version.get<int64_t>() == kManifestVersion, "dataset manifest ", file,
+              ": unsupported version ", version.dump(), " (expected ", kManifestVersion, ")");
+
+  DatasetInfo info;
+  info.dir = std::filesystem::absolute(data_dir);
+  info.tokenizer = require_string(root, "tokenizer", file);
+  inside(info.dir, info.tokenizer, "tokenizer", file);
+
+  const json& vocab = require(root, "vocab_size", file);
+  REMOE_CHECK(vocab.is_number_unsigned() && vocab.get<uint64_t>() > 0 && vocab.get<uint64_t>() <= INT32_MAX,
+              "dataset manifest ", file, ": key \"vocab_size\" must be a positive integer, got ", vocab.dump());
+  info.vocab_size = vocab.get<uint32_t>();
+
+  const json& domains = require(root, "domains", file);
+  REMOE_CHECK(domains.is_array() && !domains.empty(), "dataset manifest ", file,
+              ": key \"domains\" must be a non-empty array of names, got ", domains.dump());
+  for (const json& d : domains) {
+    REMOE_CHECK(d.is_string() && !d.get<std::string>().empty(), "dataset manifest ", file,
+                ": key \"domains\" holds a non-name ", d.dump());
+    info.domains.push_back(d.get<std::string>());
+  }
+
+  info.train_shard = inside(info.dir, require_string(root, "shards/train/file", file), "shards/train/file", file);
+  info.valid_shard = inside(info.dir, require_string(root, "shards/valid/file", file), "shards/valid/file", file);
+  return info;
+}
+
+void write_dataset_manifest(const DatasetInfo& info, const nlohmann::json& build) {
+  REMOE_CHECK(build.is_object() || build.is_null(), "write_dataset_manifest: build options must be a JSON object");
+  REMOE_CHECK(!info.domains.empty(), "write_dataset_manifest: no domains for ", info.dir.string());
+  const std::filesystem::path tokenizer_path = info.dir / info.tokenizer;
+  const auto tokenizer = load_tokenizer(tokenizer_path);
+  REMOE_CHECK(tokenizer->vocab_size() <= static_cast<int32_t>(info.vocab_size), "write_dataset_manifest: tokenizer ",
+              tokenizer_path.string(), " has ", tokenizer->vocab_size(), " ids, more than vocab_size ",
+              info.vocab_size);
+
+  nlohmann::ordered_json root;
+  root["version"] = kManifestVersion;
+  root["tokenizer"] = relative_inside(tokenizer_path, info.dir, "tokenizer");
+  root["tokenizer_kind"] = tokenizer->kind();
+  root["vocab_size"] = info.vocab_size;
+  root["eod_id"] = tokenizer->eod_id();
+  root["domains"] = info.domains;
+  for (const auto& [split, path] : {std::pair{"train", info.train_shard}, std::pair{"valid", info.valid_shard}}) {
+    const Shard shard = Shard::open(path);
+    REMOE_CHECK(shard.vocab_size() == info.vocab_size, "write_dataset_manifest: shard ", path.string(),
+                " has vocab_size ", shard.vocab_size(), ", the dataset ", info.vocab_size);
+    for (uint64_t i = 0; i < shard.n_docs(); ++i)
+      REMOE_CHECK(shard.doc(i).domain < info.domains.size(), "write_dataset_manifest: shard ", path.string(),
+                  " document ", i, " has domain ", shard.doc(i).domain, " but there are ", info.domains.size(),
+                  " domains");
+    root["shards"][split] = {{"file", relative_inside(path, info.dir, std::string(split) + " shard")},
+                             {"n_tokens", shard.n_tokens()},
+                             {"n_docs", shard.n_docs()},
+                             {"fnv1a64", hex64(fnv1a64_file(path))}};
+  }
+  root["build"] = build.is_null() ? nlohmann::ordered_json::object() : nlohmann::ordered_json::parse(build.dump());
+
+  const std::filesystem::path target = info.dir / "dataset.json";
+  std::filesystem::path temp = target;
+  temp += ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(temp);
+    REMOE_CHECK(out, "write_dataset_manifest: cannot create ", temp.string());
+    out << root.dump(2) << "\n";
+    out.close();
+    REMOE_CHECK(out, "write_dataset_manifest: cannot write ", temp.string());
+  }
+  std::error_code error;
+  std::filesystem::rename(temp, target, error);
+  if (error) {
+    const std::string why = error.message();
+    std::filesystem::remove(temp, error);
+    fail("write_dataset_manifest: cannot rename ", temp.string(), " to ", target.string(), ": ", why);
+  }
+}
+
+}  // namespace remoe::data
