@@ -20,7 +20,7 @@ namespace {
 struct DemoArgs {
   std::string data = "data/demo", runs = "runs/demo";
   int64_t steps = 300, zero_shot_limit = 200;
-  int vocab = 8192;
+  int vocab = 4096;
   bool fresh = false;
 };
 
@@ -47,7 +47,7 @@ Command add_demo_command(CLI::App& app, const std::vector<std::string>& argv) {
       b.preset = "demo";
       b.out = a->data;
       b.vocab_size = a->vocab;
-      b.tokenizer_sample_mb = 20;
+      b.tokenizer_sample_mb = 10;
       data::build_dataset(b);
     }
     std::vector<ordered_json> rows;
@@ -69,7 +69,7 @@ Command add_demo_command(CLI::App& app, const std::vector<std::string>& argv) {
         c.set("moe.num_experts", int64_t{8});
         c.set("moe.topk", int64_t{1});
         c.set("train.steps", a->steps);
-        c.set("train.batch_size", int64_t{16});
+        c.set("train.batch_size", int64_t{8});
         c.set("train.lr", 1e-3);
         c.set("train.min_lr", 1e-4);
         c.set("log.interval", std::max<int64_t>(1, a->steps / 20));
@@ -140,7 +140,7 @@ Command add_demo_command(CLI::App& app, const std::vector<std::string>& argv) {
     const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 60;
     std::string report = fmt::format(
         "# remoe demo: dense vs TopK MoE vs ReMoE\n\nSame data order and seed; tiny preset (d 128, 4 layers), "
-        "E = 8, k = 1, {} steps of 16 × 128 tokens. Zero-shot accuracies at this size are expected near chance.\n\n{}\n"
+        "E = 8, k = 1, {} steps of 8 × 128 tokens. Zero-shot accuracies at this size are expected near chance.\n\n{}\n"
         "Run directories: {}/{{dense,topk,relu}}. Wall time of this command: {:.1f} min.\n",
         a->steps, table, a->runs, minutes);
     std::cout << "\n" << report;

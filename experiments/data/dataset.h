@@ -4,7 +4,7 @@
 //                             fraction, …) under "build"
 //   <data_dir>/tokenizer.model (SentencePiece) or gpt2/ (encoder.json + vocab.bpe)
 //   <data_dir>/train.bin, <data_dir>/valid.bin   token shards (shard.h)
-//   <data_dir>/text/<domain>.jsonl   the extracted documents {"domain","source","text"}
+//   <data_dir>/text/{train,valid}/<domain>.jsonl   the extracted documents {"domain","source","id","text"}
 //
 // dataset.json (version 1):
 //   {"version": 1, "tokenizer": "tokenizer.model", "tokenizer_kind": "sentencepiece", "vocab_size": 16384,

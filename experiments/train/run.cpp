@@ -294,7 +294,8 @@ RunResult run_training(RunOptions options) {
     evaluate(steps);
     save(steps);
   }
-  if (result.end != RunEnd::Finished) log(result.message);
+  // The caller prints why the run stopped; the log file keeps it too.
+  if (result.end != RunEnd::Finished) append_line(result.dir / "train.log", result.message);
 
   std::vector<double> sorted = step_ms;
   std::sort(sorted.begin(), sorted.end());
