@@ -96,6 +96,14 @@ ordered_json layer_stats(const StepMetrics& m, int64_t experts) {
   return layers;
 }
 
+int64_t info_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
 }  // namespace
 
 double training_flops_per_token(const ModelConfig& c, int64_t seq_len, double active_experts) {
@@ -167,6 +175,13 @@ RunResult run_training(RunOptions options) {
     TrainState state = load_checkpoint(*latest, model, &trainer.optimizer());
     REMOE_CHECK(state.data_seed == data_seed, "--resume: the checkpoint's data seed ", state.data_seed,
                 " differs from run.seed = ", data_seed);
+    // CPU reductions are split per thread: the same bytes need the same thread count.
+    const int64_t threads_now = info_threads();
+    if (cfg.boolean("train.deterministic") && state.extra.contains("threads"))
+      REMOE_CHECK(state.extra["threads"].get<int64_t>() == threads_now, "--resume: the checkpoint was written with ",
+                  state.extra["threads"].get<int64_t>(), " thread(s), this process has ", threads_now,
+                  "; set --system.threads=", state.extra["threads"].get<int64_t>(),
+                  " (train.deterministic = true needs the same count to stay bit-identical)");
     trainer.controller().load_state(state.controller);
     trainer.set_steps_taken(state.step);
     start_step = state.step;
@@ -195,7 +210,7 @@ RunResult run_training(RunOptions options) {
   auto metrics_row = [&](const ordered_json& row) { append_line(result.dir / "metrics.jsonl", row.dump()); };
   const int64_t experts = model_config.experts();
   auto save = [&](int64_t step_done) {
-    TrainState s{step_done, trainer.controller().state(), data_seed, ordered_json::object()};
+    TrainState s{step_done, trainer.controller().state(), data_seed, {{"threads", info_threads()}}};
     fs::path dir = save_checkpoint(ckpt_root, model, trainer.optimizer(), s);
     prune_checkpoints(ckpt_root, cfg.integer("ckpt.keep"));
     return dir;

@@ -44,12 +44,14 @@ ordered_json evaluate_run(const RunEvalOptions& o) {
   out["step"] = state.step;
   out["router"] = cfg.string("moe.router");
 
-  data::Shard valid = data::Shard::open(dataset.valid_shard);
-  eval::HeldoutOptions ho;
-  ho.seq_len = seq_len;
-  ho.batch_size = cfg.integer("train.batch_size");
-  ho.max_tokens_per_domain = o.max_tokens_per_domain;
-  out["heldout"] = eval::to_json(eval::heldout_eval(model, valid, dataset.domains, ho));
+  if (o.heldout) {
+    data::Shard valid = data::Shard::open(dataset.valid_shard);
+    eval::HeldoutOptions ho;
+    ho.seq_len = seq_len;
+    ho.batch_size = cfg.integer("train.batch_size");
+    ho.max_tokens_per_domain = o.max_tokens_per_domain;
+    out["heldout"] = eval::to_json(eval::heldout_eval(model, valid, dataset.domains, ho));
+  }
 
   if (o.zero_shot) {
     auto tokenizer = data::load_tokenizer(dataset.dir / dataset.tokenizer);
@@ -81,13 +83,15 @@ ordered_json evaluate_run(const RunEvalOptions& o) {
 std::string eval_markdown(const ordered_json& r) {
   std::string s = fmt::format("{} (step {}, {})\n\n", r.value("run", ""), r.value("step", 0), r.value("router", ""));
   s += "| domain | loss | bits/byte | tokens |\n|---|---:|---:|---:|\n";
-  const ordered_json& h = r["heldout"];
+  const ordered_json& h = r.contains("heldout") ? r["heldout"] : ordered_json::object();
   auto row = [&](const std::string& name, const ordered_json& d) {
     s += fmt::format("| {} | {:.4f} | {:.4f} | {} |\n", name, d["loss"].get<double>(), d["bpb"].get<double>(),
                      d["tokens"].get<int64_t>());
   };
-  for (const auto& [name, d] : h["domains"].items()) row(name, d);
-  row("all", h["overall"]);
+  if (!h.empty()) {
+    for (const auto& [name, d] : h["domains"].items()) row(name, d);
+    row("all", h["overall"]);
+  }
   if (r.contains("zero_shot")) {
     s += "\n| task | items | acc | acc_norm | ppl |\n|---|---:|---:|---:|---:|\n";
     for (const ordered_json& t : r["zero_shot"]["tasks"]) {

@@ -15,6 +15,7 @@ namespace remoe::experiments {
 struct RunEvalOptions {
   std::filesystem::path run_dir;
   std::optional<std::filesystem::path> checkpoint;  // default: the run's newest complete one
+  bool heldout = true;
   int64_t max_tokens_per_domain = 0;                // held-out; 0 = every document
   bool zero_shot = true;
   std::filesystem::path eval_dir;                   // default: eval::default_eval_dir()

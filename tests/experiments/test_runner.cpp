@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <omp.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -254,4 +255,19 @@ TEST_CASE("runner: eval of a run gives held-out loss per domain") {
   }
   CHECK(fs::exists(r.dir / "eval.json"));
   CHECK(eval_markdown(j).find("| legal |") != std::string::npos);
+}
+
+TEST_CASE("runner: deterministic resume refuses another thread count") {
+  RunOptions first = tiny_run("threads", 8);
+  first.config.set("ckpt.interval", int64_t{4});
+  first.before_step = [](int64_t step, Transformer&) {
+    if (step == 3) stop_requested().store(true);
+  };
+  REQUIRE(run_training(std::move(first)).end == RunEnd::Interrupted);
+  const int before = omp_get_max_threads();
+  RunOptions second = tiny_run("threads", 8);
+  second.resume = true;
+  second.config.set("system.threads", int64_t{before + 1});
+  CHECK_THROWS_WITH_ALL(run_training(std::move(second)), "--resume", "thread(s)", "system.threads");
+  omp_set_num_threads(before);  // run_training applied system.threads process-wide
 }

@@ -1,0 +1,354 @@
+// Training-step speed of remoe (issue "Model and training on CPU"): times Trainer::step (forward,
+// backward, grad-norm clipping, AdamW, λ update) on one of the two benchmark configurations and
+// one FFN kind, and measures the machine's single-precision GEMM rate with Eigen on the same
+// thread count. Prints one JSON object on stdout; compare.py runs it against torch_step.py.
+//
+//   remoe_bench_train_step --config B --router topk --steps 20 --warmup 3
+//   remoe_bench_train_step --gemm-only --gemm 2048 --gemm-reps 10
+//
+// Routers: dense (one SwiGLU of width k·d_ffn), topk, relu (ReLU routing as initialised: about
+// half of the router logits are positive, so ~E/2 experts per token), relu_target (ReLU routing
+// with the sparsity at its target 1 − k/E; see make_relu_sparse below).
+//
+// The learning rate is a small constant (--lr, default 1e-5): its value does not change the cost
+// of a step, and a small one keeps the routing (hence the work per step) where the row says it is
+// for the whole run. --save-init writes the initial weights and the batch as safetensors and
+// --init reads them back: compare.py builds each row's model once and both remoe and
+// torch_step.py then train exactly that model on exactly the same tokens (same routing).
+#include <CLI/CLI.hpp>
+
+// GCC 12 reports a false "may be used uninitialized" inside Eigen's AVX-512 GEMM kernel.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <Eigen/Core>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "autograd/node.h"
+#include "core/error.h"
+#include "core/random.h"
+#include "core/safetensors.h"
+#include "models/train_step.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace {
+
+using remoe::Tensor;
+using Clock = std::chrono::steady_clock;
+
+struct BenchShape {
+  int64_t vocab, d, layers, heads, experts, topk, width, seq, batch;
+};
+
+// The two configurations of the issue (no GQA: n_kv_heads = n_heads).
+BenchShape bench_shape(const std::string& name) {
+  if (name == "A") return {4096, 128, 4, 4, 8, 1, 512, 128, 16};
+  if (name == "B") return {8192, 256, 6, 8, 8, 1, 1024, 256, 8};
+  remoe::fail("--config = '", name, "' is not one of A, B");
+}
+
+remoe::ModelConfig model_config(const BenchShape& s, const std::string& router, uint64_t seed) {
+  REMOE_CHECK(router == "dense" || router == "topk" || router == "relu" || router == "relu_target",
+              "--router = '", router, "' is not one of dense, topk, relu, relu_target");
+  remoe::ModelConfig c;
+  c.vocab_size = s.vocab;
+  c.d_model = s.d;
+  c.n_layers = s.layers;
+  c.n_heads = s.heads;
+  c.n_kv_heads = s.heads;
+  c.ffn = router == "relu_target" ? "relu" : router;
+  c.num_experts = s.experts;
+  c.topk = s.topk;
+  c.ffn_hidden = s.width;  // dense: one SwiGLU of width k·ffn_hidden (DenseFFN)
+  c.seed = seed;
+  return c;
+}
+
+// Sparsity of one no-grad forward pass, overall and per layer: 1 − active pairs / (T·E).
+std::vector<double> forward_sparsity(const remoe::Transformer& model, const Tensor& inputs) {
+  remoe::NoGradGuard guard;
+  remoe::ForwardOutput out = model.forward(inputs);
+  std::vector<double> per_layer;
+  for (const remoe::LayerRouting& r : out.layers)
+    per_layer.push_back(1.0 - static_cast<double>(r.active_pairs) /
+                                  static_cast<double>(r.tokens * model.config().experts()));
+  return per_layer;
+}
+
+// ReLU routing at its target sparsity 1 − k/E without training to it. A router without bias,
+// fed inputs that are symmetric about 0 (as at init), has every logit positive with probability
+// 1/2 whatever its weights: only a direction shared by all tokens can shift the logits. So:
+//  1. every embedding row gets the same vector m·u (u a random unit vector, |m·u| = the typical
+//     row norm), which the residual stream, and so every router input, carries (trained models
+//     have such a shared component too);
+//  2. each layer's router columns get −β_l·u, which lowers every expert's logit by β_l·(x·u).
+// β_l is found by bisection, layer by layer (a router only affects the layers after it), so that
+// the fraction of positive logits of layer l on the benchmark batch is k/E. Every expert keeps the
+// same expected load, and the number of experts per token varies (0, 1, 2, ...) as in ReMoE.
+// Routing is per token, so the bisection looks at the first sequences of the batch only (at least
+// 512 tokens: the sparsity is then measured to about ±0.5%). Returns the per-layer sparsity reached.
+std::vector<double> make_relu_sparse(remoe::Transformer& model, const Tensor& batch_inputs, uint64_t seed) {
+  const remoe::ModelConfig& c = model.config();
+  const int64_t rows = std::min(batch_inputs.size(0), (511 + batch_inputs.size(1)) / batch_inputs.size(1));
+  const Tensor inputs = remoe::contiguous(remoe::slice(batch_inputs, 0, 0, rows));
+  const int64_t d = c.d_model, E = c.experts();
+  const double target = 1.0 - static_cast<double>(c.active()) / static_cast<double>(E);
+  remoe::Generator gen(seed ^ 0x5eed5eedULL);
+  std::vector<double> u(static_cast<size_t>(d));
+  double norm = 0;
+  for (double& x : u) {
+    x = remoe::philox_normal(gen.seed, gen.offset++);
+    norm += x * x;
+  }
+  for (double& x : u) x /= std::sqrt(norm);
+  {
+    remoe::NoGradGuard guard;
+    Tensor embed = model.parameter("embed");
+    float* e = embed.data<float>();
+    const double m = remoe::kInitStd * std::sqrt(static_cast<double>(d));
+    for (int64_t v = 0; v < c.vocab_size; ++v)
+      for (int64_t j = 0; j < d; ++j) e[v * d + j] += static_cast<float>(m * u[static_cast<size_t>(j)]);
+  }
+  std::vector<double> achieved;
+  double prev_beta = 1e-3;
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    Tensor router = model.parameter("layers." + std::to_string(l) + ".ffn.router");  // [d, E]
+    std::vector<float> original = router.to_vector<float>();
+    auto set_beta = [&](double beta) {
+      float* w = router.data<float>();
+      for (int64_t j = 0; j < d; ++j)
+        for (int64_t e = 0; e < E; ++e)
+          w[j * E + e] = static_cast<float>(original[static_cast<size_t>(j * E + e)] - beta * u[static_cast<size_t>(j)]);
+    };
+    // Sparsity grows with β; bracket the target (the layers need similar β), then bisect.
+    double lo = 0, hi = 1.5 * prev_beta;
+    set_beta(hi);
+    while (forward_sparsity(model, inputs)[static_cast<size_t>(l)] < target) {
+      lo = hi;
+      hi *= 2;
+      REMOE_CHECK(hi < 1e3, "relu_target: could not reach sparsity ", target, " in layer ", l);
+      set_beta(hi);
+    }
+    double sp = 0, mid = hi;
+    for (int it = 0; it < 16; ++it) {
+      mid = 0.5 * (lo + hi);
+      set_beta(mid);
+      sp = forward_sparsity(model, inputs)[static_cast<size_t>(l)];
+      if (std::abs(sp - target) < 3e-3) break;
+      (sp < target ? lo : hi) = mid;
+    }
+    prev_beta = mid;
+    achieved.push_back(sp);
+  }
+  return achieved;
+}
+
+// Median of a copy.
+double median(std::vector<double> v) {
+  REMOE_CHECK(!v.empty(), "median of nothing");
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Single-precision GEMM rate of Eigen on n×n×n row-major products (the peak the model FLOP/s
+// are compared with), on Eigen's default thread count (OpenMP's, i.e. OMP_NUM_THREADS).
+nlohmann::json measure_gemm(int64_t n, int reps) {
+  using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  RowMat a = RowMat::Random(n, n), b = RowMat::Random(n, n), c(n, n);
+  c.noalias() = a * b;  // warm-up: page faults, packing buffers
+  std::vector<double> gflops;
+  for (int r = 0; r < reps; ++r) {
+    auto t0 = Clock::now();
+    c.noalias() = a * b;
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    gflops.push_back(2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n) / s * 1e-9);
+  }
+  volatile float sink = c(0, 0);
+  (void)sink;
+  return {{"n", n},
+          {"reps", reps},
+          {"eigen_threads", Eigen::nbThreads()},
+          {"gflops", gflops},
+          {"median_gflops", median(gflops)},
+          {"best_gflops", *std::max_element(gflops.begin(), gflops.end())}};
+}
+
+// Per-phase wall times of a step (--breakdown), in milliseconds, one entry per timed step.
+struct PhaseTimes {
+  std::map<std::string, std::vector<double>> ms;
+};
+
+// Trainer::step (models/train_step.cpp) written out phase by phase with a timer around each: the
+// same work, in the same order, on one micro-batch. λ is not updated here (the controller is the
+// trainer's; its update is a few scalar operations), so use it for relu only to see where time goes.
+remoe::StepMetrics timed_step(remoe::Transformer& model, remoe::Trainer& trainer, const remoe::Batch& b,
+                              PhaseTimes* phases) {
+  auto t = Clock::now();
+  auto lap = [&](const char* name) {
+    const auto now = Clock::now();
+    if (phases) phases->ms[name].push_back(std::chrono::duration<double, std::milli>(now - t).count());
+    t = now;
+  };
+  remoe::StepMetrics m;
+  const double lambda = model.config().ffn == "relu" ? trainer.controller().lambda() : 0.0;
+  model.zero_grad();
+  remoe::ForwardOutput out = model.forward(b.inputs);
+  lap("forward");
+  remoe::LossParts parts = remoe::compute_loss(model, out, b.targets, lambda);
+  m.loss = parts.total.item();
+  if (parts.routing_slots > 0) m.sparsity = 1.0 - static_cast<double>(parts.active_pairs) / parts.routing_slots;
+  lap("loss");
+  remoe::mul(parts.total, 1.0).backward();
+  lap("backward");
+  out = {};
+  parts = {};
+  lap("free_graph");
+  remoe::clip_grad_norm(model.parameters(), 1.0);
+  lap("clip_grad_norm");
+  trainer.optimizer().step();
+  lap("adamw");
+  return m;
+}
+
+struct RunOptions {
+  std::string config = "A", router = "topk";
+  int steps = 20, warmup = 3;
+  double lr = 1e-5;
+  uint64_t seed = 1234;
+  std::string init, save_init;  // read / write weights and batch (safetensors)
+  bool init_only = false;       // stop after --save-init
+  bool breakdown = false;       // time the phases of each step (timed_step)
+};
+
+// Copies the weights of `path` (written by --save-init for the same config and router) into the
+// model and returns the batch stored with them.
+remoe::Batch load_init(remoe::Transformer& model, const std::string& path) {
+  std::map<std::string, Tensor> file = remoe::load_safetensors(path);
+  remoe::NoGradGuard guard;
+  for (auto& [name, p] : model.named_parameters()) {
+    auto it = file.find(name);
+    REMOE_CHECK(it != file.end(), "--init ", path, ": no tensor \"", name, "\" (another config or router?)");
+    REMOE_CHECK(it->second.shape() == p.shape() && it->second.dtype() == p.dtype(), "--init ", path, ": \"", name,
+                "\" is ", remoe::shape_str(it->second.shape()), ", the model's ", remoe::shape_str(p.shape()));
+    std::copy_n(it->second.data<float>(), p.numel(), p.data<float>());
+  }
+  for (const char* key : {"__inputs", "__targets"})
+    REMOE_CHECK(file.count(key), "--init ", path, ": no tensor \"", key, "\"");
+  return {file.at("__inputs"), file.at("__targets")};
+}
+
+nlohmann::json run_steps(const RunOptions& o) {
+  const BenchShape s = bench_shape(o.config);
+  remoe::ModelConfig mc = model_config(s, o.router, o.seed);
+  auto t_build = Clock::now();
+  remoe::Transformer model(mc);
+  nlohmann::json out;
+  remoe::Batch batch;
+  if (!o.init.empty()) {
+    batch = load_init(model, o.init);
+    REMOE_CHECK(batch.inputs.shape() == remoe::Shape({s.batch, s.seq}), "--init ", o.init, ": batch is ",
+                remoe::shape_str(batch.inputs.shape()), ", config ", o.config, " needs [", s.batch, ", ", s.seq, "]");
+  } else {
+    remoe::Generator data_gen(o.seed + 1);
+    Tensor seq = remoe::randint({s.batch, s.seq + 1}, 0, s.vocab, data_gen);
+    batch = {remoe::contiguous(remoe::slice(seq, 1, 0, s.seq)), remoe::contiguous(remoe::slice(seq, 1, 1, s.seq + 1))};
+    if (o.router == "relu_target") out["relu_target_layer_sparsity"] = make_relu_sparse(model, batch.inputs, o.seed);
+  }
+  if (!o.save_init.empty()) {
+    remoe::NamedTensors tensors = model.named_parameters();
+    tensors.emplace_back("__inputs", batch.inputs);
+    tensors.emplace_back("__targets", batch.targets);
+    remoe::save_safetensors(o.save_init, tensors, {{"config", o.config}, {"router", o.router}});
+  }
+  const double setup_s = std::chrono::duration<double>(Clock::now() - t_build).count();
+  out["setup_s"] = setup_s;
+  if (o.init_only) return out;
+
+  remoe::AdamWOptions adamw;  // β (0.9, 0.999), eps 1e-8, weight decay 0.01 (spec §3)
+  adamw.lr = o.lr;
+  remoe::LrSchedule schedule{o.lr, o.lr, 0, 1'000'000'000};  // constant lr
+  remoe::Trainer trainer(model, adamw, schedule, /*clip_norm=*/1.0);
+  std::vector<double> ms, sparsity, loss;
+  PhaseTimes phases;
+  for (int i = 0; i < o.warmup + o.steps; ++i) {
+    auto t0 = Clock::now();
+    remoe::StepMetrics m = o.breakdown ? timed_step(model, trainer, batch, i >= o.warmup ? &phases : nullptr)
+                                       : trainer.step({batch});
+    const double t = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    if (i < o.warmup) continue;
+    ms.push_back(t);
+    sparsity.push_back(m.sparsity);
+    loss.push_back(m.loss);
+  }
+  if (o.breakdown) {
+    nlohmann::json ph;
+    for (const auto& [name, v] : phases.ms) ph[name] = {{"median_ms", median(v)}, {"ms", v}};
+    out["phases"] = ph;
+  }
+  int threads = 1;
+#ifdef _OPENMP
+  threads = omp_get_max_threads();
+#endif
+  out.update({{"impl", "remoe"},
+              {"config", o.config},
+              {"router", o.router},
+              {"threads", threads},
+              {"batch", s.batch},
+              {"seq", s.seq},
+              {"tokens_per_step", s.batch * s.seq},
+              {"num_parameters", model.num_parameters()},
+              {"lr", o.lr},
+              {"warmup", o.warmup},
+              {"step_ms", ms},
+              {"median_ms", median(ms)},
+              {"sparsity", sparsity},
+              {"loss", loss}});
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"remoe training-step benchmark (see experiments/bench/train_step/compare.py)"};
+  RunOptions o;
+  int gemm_reps = 10;
+  int64_t gemm_n = 0;
+  bool gemm_only = false;
+  app.add_option("--config", o.config, "A or B")->capture_default_str();
+  app.add_option("--router", o.router, "dense, topk, relu or relu_target")->capture_default_str();
+  app.add_option("--steps", o.steps, "timed steps")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--warmup", o.warmup, "untimed steps first")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--lr", o.lr, "constant learning rate")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--seed", o.seed, "model and batch seed")->capture_default_str();
+  app.add_option("--init", o.init, "read the initial weights and the batch (written by --save-init)");
+  app.add_option("--save-init", o.save_init, "write the initial weights and the batch (safetensors)");
+  app.add_flag("--init-only", o.init_only, "stop after building (and saving) the initial model");
+  app.add_flag("--breakdown", o.breakdown, "time forward / loss / backward / clipping / AdamW separately");
+  app.add_option("--gemm", gemm_n, "also time Eigen n×n×n f32 GEMMs (0: skip)")->capture_default_str();
+  app.add_option("--gemm-reps", gemm_reps, "timed GEMMs")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_flag("--gemm-only", gemm_only, "only the GEMM measurement (needs --gemm)");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    REMOE_CHECK(!gemm_only || gemm_n > 0, "--gemm-only needs --gemm N with N > 0");
+    REMOE_CHECK(!o.init_only || !o.save_init.empty(), "--init-only needs --save-init PATH");
+    nlohmann::json out;
+    if (!gemm_only) out = run_steps(o);
+    if (gemm_n > 0) out["gemm"] = measure_gemm(gemm_n, gemm_reps);
+    std::cout << out.dump() << std::endl;
+  } catch (const std::exception& e) {
+    std::cerr << "remoe_bench_train_step: " << e.what() << std::endl;
+    return 1;
+  }
+  return 0;
+}
