@@ -20,6 +20,7 @@
 using namespace remoe;
 using namespace remoe::eval;
 namespace fs = std::filesystem;
+using remoe::test::TempDir;
 
 namespace {
 
@@ -78,20 +79,6 @@ class TableScorer : public LogLikelihoodScorer {
   }
 };
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() / ("remoe_test_eval_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  fs::path write(const std::string& name, const std::string& text) const {
-    std::ofstream(path / name, std::ios::binary) << text;
-    return path / name;
-  }
-};
 
 MultipleChoiceItem item(std::string ctx, std::vector<std::string> choices, int64_t gold) {
   return {std::move(ctx), std::move(choices), gold};

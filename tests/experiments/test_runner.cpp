@@ -42,10 +42,6 @@ fs::path temp_root() {
   return root.path;
 }
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
 // A two-domain dataset from tests/data/gpl3.txt: paragraphs become documents; every 8th pair is held
 // out. Built once per test binary (SentencePiece vocab 512: about a second).
@@ -54,7 +50,7 @@ fs::path tiny_dataset() {
     fs::path d = temp_root() / "data";
     fs::create_directories(d / "text/train");
     fs::create_directories(d / "text/valid");
-    std::string text = read_file(REMOE_SOURCE_DIR "/tests/data/gpl3.txt");
+    std::string text = test::read_file_bytes(REMOE_SOURCE_DIR "/tests/data/gpl3.txt");
     std::vector<std::string> paragraphs;
     size_t pos = 0;
     while (pos < text.size()) {
@@ -150,11 +146,11 @@ TEST_CASE("runner: a resumed run is bit-identical to an uninterrupted one (CPU)"
     CAPTURE(i);
     CHECK(a[i] == b[i]);  // exactly
   }
-  CHECK(read_file(straight.dir / "ckpt/step_20/model.safetensors") == read_file(rest.dir / "ckpt/step_20/model.safetensors"));
-  CHECK(read_file(straight.dir / "ckpt/step_20/optimizer.safetensors") ==
-        read_file(rest.dir / "ckpt/step_20/optimizer.safetensors"));
-  CHECK(nlohmann::json::parse(read_file(straight.dir / "ckpt/step_20/state.json"))["lambda"] ==
-        nlohmann::json::parse(read_file(rest.dir / "ckpt/step_20/state.json"))["lambda"]);
+  CHECK(test::read_file_bytes(straight.dir / "ckpt/step_20/model.safetensors") == test::read_file_bytes(rest.dir / "ckpt/step_20/model.safetensors"));
+  CHECK(test::read_file_bytes(straight.dir / "ckpt/step_20/optimizer.safetensors") ==
+        test::read_file_bytes(rest.dir / "ckpt/step_20/optimizer.safetensors"));
+  CHECK(nlohmann::json::parse(test::read_file_bytes(straight.dir / "ckpt/step_20/state.json"))["lambda"] ==
+        nlohmann::json::parse(test::read_file_bytes(rest.dir / "ckpt/step_20/state.json"))["lambda"]);
 
   // A second start without --resume must not overwrite the finished run.
   CHECK_THROWS_WITH_ALL(run_training(tiny_run("straight", 20)), "already holds a run", "--resume");
@@ -235,7 +231,7 @@ TEST_CASE("runner: a NaN stops training with a message and keeps the last good c
   for (const auto& [name, t] : model.named_parameters())
     for (float v : t.to_vector<float>()) non_finite += !std::isfinite(v);
   CHECK(non_finite == 0);
-  auto summary = nlohmann::json::parse(read_file(r.dir / "summary.json"));
+  auto summary = nlohmann::json::parse(test::read_file_bytes(r.dir / "summary.json"));
   CHECK(summary["end"] == "failed");
 }
 

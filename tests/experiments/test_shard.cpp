@@ -18,29 +18,11 @@
 
 namespace fs = std::filesystem;
 using namespace remoe::data;
+using remoe::test::read_file_bytes;
+using remoe::test::TempDir;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed with everything in it at scope exit.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("remoe_test_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-};
-
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 void write_bytes(const fs::path& p, const std::string& bytes) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);
@@ -95,7 +77,7 @@ TEST_CASE("shard: u16 round trip (vocab ≤ 65536) and file layout") {
   const fs::path path = write_sample(dir.path / "a.bin", 65536);
   check_sample(Shard::open(path), 65536);
   // 64-byte header + 12 tokens × 2 bytes + 3 docs × 24 bytes.
-  const std::string bytes = read_bytes(path);
+  const std::string bytes = read_file_bytes(path);
   CHECK(bytes.size() == 64 + 12 * 2 + 3 * 24);
   CHECK(bytes.substr(0, 8) == "REMOESHD");
   uint32_t token_bytes = 0;
@@ -186,7 +168,7 @@ TEST_CASE("shard: atomic write; abandoned writers leave no temp file") {
 TEST_CASE("shard: damaged files are rejected with the file and the problem named") {
   TempDir dir("shard_damage");
   const fs::path good = write_sample(dir.path / "good.bin", 1000);
-  const std::string bytes = read_bytes(good);
+  const std::string bytes = read_file_bytes(good);
   const fs::path bad = dir.path / "bad.bin";
 
   SUBCASE("missing") { CHECK_THROWS_WITH_ALL(Shard::open(dir.path / "none.bin"), "none.bin", "cannot open"); }
@@ -276,7 +258,7 @@ TEST_CASE("dataset: manifest written from the files and read back; bad manifests
   fs::copy_file(gpt2 / "vocab.bpe", dir.path / "gpt2" / "vocab.bpe");
   write_dataset_manifest(info, nlohmann::json{{"preset", "demo"}, {"seed", 7}});
 
-  const nlohmann::json manifest = nlohmann::json::parse(read_bytes(dir.path / "dataset.json"));
+  const nlohmann::json manifest = nlohmann::json::parse(read_file_bytes(dir.path / "dataset.json"));
   CHECK(manifest["tokenizer_kind"] == "gpt2");
   CHECK(manifest["eod_id"] == 50256);
   CHECK(manifest["shards"]["train"]["n_tokens"] == 12);

@@ -21,29 +21,12 @@
 
 namespace fs = std::filesystem;
 using namespace remoe::data;
+using remoe::test::read_file_bytes;
+using remoe::test::TempDir;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("remoe_test_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-};
 
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  REQUIRE_MESSAGE(in, "cannot read ", p.string());
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 const fs::path kGpl3 = REMOE_SOURCE_DIR "/tests/data/gpl3.txt";
 const fs::path kGpt2Dir = REMOE_SOURCE_DIR "/.cache/gpt2";
@@ -162,7 +145,7 @@ TEST_CASE("sentencepiece: layout of the vocabulary") {
 
 TEST_CASE("sentencepiece: round trip of gpl3.txt and of tricky strings") {
   const Tokenizer& tok = small_sentencepiece();
-  const std::string text = read_bytes(kGpl3);
+  const std::string text = read_file_bytes(kGpl3);
   check_round_trip(tok, text, "gpl3.txt");
   // It has learned something: well under one token per byte on its own training text.
   CHECK(tok.encode(text).size() < text.size() / 2);
@@ -181,7 +164,7 @@ TEST_CASE("sentencepiece: word-by-word encoding equals SentencePiece's own on wh
   const Tokenizer& tok = small_sentencepiece();
   sentencepiece::SentencePieceProcessor processor;
   REQUIRE(processor.Load((sentencepiece_dir().path / "tok.model").string()).ok());
-  std::vector<std::string> texts = {read_bytes(kGpl3)};
+  std::vector<std::string> texts = {read_file_bytes(kGpl3)};
   for (const auto& s : tricky_strings())
     if (valid_utf8(s) && s.find("\xE2\x96\x81") == std::string::npos) texts.push_back(s);  // what SP handles itself
   for (const auto& text : texts) {
@@ -208,11 +191,11 @@ TEST_CASE("sentencepiece: training is deterministic and seeded") {
   train_sentencepiece(kGpl3, dir.path / "b", options);
   options.seed = 99;
   train_sentencepiece(kGpl3, dir.path / "c", options);
-  const std::string a = read_bytes(dir.path / "a.model");
+  const std::string a = read_file_bytes(dir.path / "a.model");
   CHECK(a.size() > 1000);
-  CHECK(a == read_bytes(dir.path / "b.model"));
-  CHECK(read_bytes(dir.path / "a.vocab") == read_bytes(dir.path / "b.vocab"));
-  CHECK(a != read_bytes(dir.path / "c.model"));  // another seed samples other lines
+  CHECK(a == read_file_bytes(dir.path / "b.model"));
+  CHECK(read_file_bytes(dir.path / "a.vocab") == read_file_bytes(dir.path / "b.vocab"));
+  CHECK(a != read_file_bytes(dir.path / "c.model"));  // another seed samples other lines
   CHECK(load_sentencepiece(dir.path / "c.model")->vocab_size() == 500);
 }
 
@@ -276,14 +259,14 @@ TEST_CASE("gpt2: test vectors") {
   }
   // The whole of gpl3.txt: count and FNV-1a 64 of the ids (int32 LE), from
   // `gpt2_reference.py .cache/gpt2 --file tests/data/gpl3.txt` (Encoder.js agrees).
-  const auto ids = tok->encode(read_bytes(kGpl3));
+  const auto ids = tok->encode(read_file_bytes(kGpl3));
   CHECK(ids.size() == 8075);
   CHECK(hex64(fnv1a64(ids.data(), ids.size() * sizeof(int32_t))) == "3944c6ec546d8e04");
 }
 
 TEST_CASE("gpt2: round trips") {
   const auto tok = gpt2();
-  check_round_trip(*tok, read_bytes(kGpl3), "gpl3.txt");
+  check_round_trip(*tok, read_file_bytes(kGpl3), "gpl3.txt");
   for (const auto& s : tricky_strings()) check_round_trip(*tok, s, "\"" + s + "\"");
   std::mt19937 gen(6);
   for (int n = 0; n < 50; ++n) {
@@ -331,7 +314,7 @@ TEST_CASE("tokenizers: round trip of every document of the corpus sample") {
 // Not run by default (`test_experiments -tc='bench: *' --no-skip`): encode speed on gpl3.txt, once
 // (a fresh GPT-2 tokenizer: cold cache) and repeated to ~4 MB (warm cache).
 TEST_CASE("bench: tokenizer encode speed on gpl3.txt" * doctest::skip()) {
-  const std::string once = read_bytes(kGpl3);
+  const std::string once = read_file_bytes(kGpl3);
   std::string big;
   while (big.size() < (4u << 20)) big += once;
   const auto g = gpt2();

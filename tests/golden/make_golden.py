@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 OUT_DIR = os.path.dirname(os.path.abspath(__file__))
-DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.int64: "I64", torch.int32: "I32", torch.uint8: "U8"}
+DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.bfloat16: "BF16", torch.int64: "I64", torch.int32: "I32",
+          torch.uint8: "U8"}
 
 
 def save_safetensors(path, tensors, metadata):
@@ -26,7 +27,8 @@ def save_safetensors(path, tensors, metadata):
         header["__metadata__"] = {k: str(v) for k, v in metadata.items()}
     for name in sorted(tensors):
         t = tensors[name].detach().contiguous()
-        data = t.numpy().tobytes()  # little-endian on every platform this runs on
+        raw = t.view(torch.int16) if t.dtype == torch.bfloat16 else t  # numpy has no bfloat16
+        data = raw.numpy().tobytes()  # little-endian on every platform this runs on
         header[name] = {"dtype": DTYPES[t.dtype], "shape": list(t.shape),
                         "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)

@@ -32,6 +32,8 @@ import struct
 
 import torch
 
+from make_golden import save_safetensors  # the one safetensors writer of the golden scripts
+
 OUT_DIR = os.path.dirname(os.path.abspath(__file__))
 DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.bfloat16: "BF16", torch.int64: "I64"}
 
@@ -56,29 +58,6 @@ MARGIN_FACTOR = 100.0
 MIN_MARGIN = 1e-4
 
 
-def save_safetensors(path, tensors, metadata):
-    """A minimal safetensors writer (the safetensors package does not come with python3-torch)."""
-    header, blobs, offset = {"__metadata__": {k: str(v) for k, v in metadata.items()}}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous()
-        raw = t.view(torch.int16) if t.dtype == torch.bfloat16 else t  # numpy has no bfloat16
-        data = raw.numpy().tobytes()  # little-endian on every platform this runs on
-        header[name] = {"dtype": DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, path)
-    print(f"{os.path.relpath(path)}: {len(tensors)} tensors, {os.path.getsize(path)} bytes")
-
-
-# ---- parameters, named and ordered as Transformer::named_parameters ----
 def param_shapes(c):
     d, hd = c["d_model"], c["d_model"] // c["n_heads"]
     shapes = [("embed", (c["vocab_size"], d)), ("lm_head", (d, c["vocab_size"]))]

@@ -39,7 +39,7 @@ RULES = [
     ("OpenMP wait / runtime", r"libgomp|^gomp_|GOMP_|do_spin|do_wait|futex"),
 ]
 COMPILED = [(c, re.compile(r)) for c, r in RULES]
-BACKWARD = re.compile(r"remoe::autograd|Engine|run_backward|Tensor::backward|std::function<.*const&, std::vector<bool")
+BACKWARD = re.compile(r"backprop|run_backward|Tensor::backward")
 
 
 def classify(frames):
