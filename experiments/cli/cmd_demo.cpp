@@ -8,6 +8,7 @@
 
 #include "experiments/cli/commands.h"
 #include "experiments/data/build_dataset.h"
+#include "experiments/train/checkpoint.h"
 #include "experiments/train/run.h"
 #include "experiments/train/run_eval.h"
 
@@ -56,8 +57,11 @@ Command add_demo_command(CLI::App& app, const std::vector<std::string>& argv) {
       const bool done = fs::exists(run_dir / "summary.json") &&
                         read_json_file(run_dir / "summary.json").value("end", "") == "finished";
       if (!done || a->fresh) {
-        if (fs::exists(run_dir)) fs::remove_all(run_dir);
+        // An interrupted demo run continues from its checkpoint; --fresh starts over.
+        const bool resume = !a->fresh && experiments::latest_checkpoint(run_dir / "ckpt").has_value();
+        if (!resume && fs::exists(run_dir)) fs::remove_all(run_dir);
         experiments::RunOptions o;
+        o.resume = resume;
         o.argv = argv;
         experiments::Config& c = o.config;
         c.set("data.dir", a->data);
@@ -76,7 +80,7 @@ Command add_demo_command(CLI::App& app, const std::vector<std::string>& argv) {
         c.set("eval.interval", int64_t{0});
         c.set("ckpt.interval", int64_t{0});
         c.set("eval.max_tokens", int64_t{8192});
-        std::cout << fmt::format("\n== training {} ({} steps) ==\n", router, a->steps);
+        std::cout << fmt::format("\n== {} {} ({} steps) ==\n", resume ? "resuming" : "training", router, a->steps);
         experiments::RunResult r = experiments::run_training(std::move(o));
         if (r.end != experiments::RunEnd::Finished) {
           std::cerr << "remoe demo: " << r.message << "\n";
