@@ -99,7 +99,16 @@ TEST_CASE("a tiny model's loss falls on real text, for each FFN") {
 // step. At a much smaller batch (8 × 32) or lr 3e-3 the tiny model drifts *sparser* than the
 // target on the LM loss alone (λ decays to ~1e-30 and cannot pull it back: a ReLU router has no
 // gradient for inactive pairs), so this test pins the scale at which the paper's dynamics hold.
-TEST_CASE("ReMoE sparsity settles at 1 - k/E and stays there (alpha = 1.2)") {
+//
+// Skipped (visibly) in sanitizer builds: it checks training dynamics, not memory safety (the same
+// trainer and router paths run under ASan in the other model tests), the trajectory depends on the
+// exact float code (no -march=native there), and under ASan it alone would take many minutes.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitizerBuild = true;
+#else
+constexpr bool kSanitizerBuild = false;
+#endif
+TEST_CASE("ReMoE sparsity settles at 1 - k/E and stays there (alpha = 1.2)" * doctest::skip(kSanitizerBuild)) {
   std::vector<int64_t> data = text_bytes();
   struct Case {
     int64_t E, k;
