@@ -136,12 +136,10 @@ Command add_demo_command(CLI::App& app, const std::vector<std::string>& argv) {
       return fmt::format("{:.0f}", r["summary"]["tokens_per_s"].get<double>());
     });
     if (rows[0]["eval"].contains("zero_shot")) {
-      const ordered_json& tasks = rows[0]["eval"]["zero_shot"]["tasks"];
-      for (size_t t = 0; t < tasks.size(); ++t)
-        line(fmt::format("{} acc ({} items)", tasks[t]["task"].get<std::string>(), tasks[t]["items"].get<int64_t>()),
-             [&](const ordered_json& r) {
-               return fmt::format("{:.3f}", r["eval"]["zero_shot"]["tasks"][t]["acc"].get<double>());
-             });
+      for (const auto& [task, first] : rows[0]["eval"]["zero_shot"]["tasks"].items())
+        line(fmt::format("{} acc ({} items)", task, first["items"].get<int64_t>()), [&](const ordered_json& r) {
+          return fmt::format("{:.3f}", r["eval"]["zero_shot"]["tasks"][task]["acc"].get<double>());
+        });
     }
     const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 60;
     std::string report = fmt::format(

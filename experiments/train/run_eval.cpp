@@ -94,12 +94,12 @@ std::string eval_markdown(const ordered_json& r) {
   }
   if (r.contains("zero_shot")) {
     s += "\n| task | items | acc | acc_norm | ppl |\n|---|---:|---:|---:|---:|\n";
-    for (const ordered_json& t : r["zero_shot"]["tasks"]) {
+    for (const auto& [task, t] : r["zero_shot"]["tasks"].items()) {
       auto opt = [&](const char* k) {
         return t.contains(k) && !t[k].is_null() ? fmt::format("{:.4f}", t[k].get<double>()) : std::string("–");
       };
-      s += fmt::format("| {} | {} | {:.4f} | {} | {} |\n", t["task"].get<std::string>(), t["items"].get<int64_t>(),
-                       t["acc"].get<double>(), opt("acc_norm"), opt("ppl"));
+      s += fmt::format("| {} | {} | {:.4f} | {} | {} |\n", task, t["items"].get<int64_t>(), t["acc"].get<double>(),
+                       opt("acc_norm"), opt("ppl"));
     }
   }
   return s;

@@ -202,10 +202,11 @@ def main():
     ap.add_argument("--router", choices=ROUTERS, default="topk")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--lr", type=float, default=1e-5)
+    ap.add_argument("--lr", type=float, default=1e-7, help="constant; tiny so that the routing stays put")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--init", help="weights and batch from remoe_bench_train_step --save-init")
+    ap.add_argument("--serve", action="store_true", help="one step per 'step' line on stdin (compare.py)")
     ap.add_argument("--foreach", type=int, default=0, help="AdamW foreach implementation (1) or per-tensor loop (0)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -240,7 +241,9 @@ def main():
     setup_s = time.perf_counter() - t_setup
 
     ms, sparsity, losses = [], [], []
-    for i in range(args.warmup + args.steps):
+
+    def one_step(record):
+        nonlocal lam
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         logits, terms, active = forward(P, tokens, c, ffn, tb)
@@ -251,7 +254,7 @@ def main():
             loss = loss + (sum(terms) / len(terms)) * lam
         total = loss.item()
         if not math.isfinite(total):
-            sys.exit(f"torch_step.py: non-finite loss at step {i}")
+            sys.exit("torch_step.py: non-finite loss")
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -259,17 +262,34 @@ def main():
         if ffn == "relu":
             lam = lam * ALPHA if sp < 1.0 - k / E else lam / ALPHA
         t = (time.perf_counter() - t0) * 1e3
-        if i >= args.warmup:
+        if record:
             ms.append(t)
             sparsity.append(sp)
             losses.append(total)
+        return dict(ms=t, sparsity=sp, loss=total)
+
+    if args.serve:
+        # Driven by compare.py (see remoe_bench_train_step --serve): one JSON line per "step".
+        print(json.dumps(dict(ready=True, setup_s=setup_s)), flush=True)
+        for line in sys.stdin:
+            cmd = line.strip()
+            if cmd == "end":
+                break
+            if cmd != "step":
+                sys.exit(f"torch_step.py --serve: unknown command '{cmd}' (step, end)")
+            print(json.dumps(one_step(True)), flush=True)
+    else:
+        for i in range(args.warmup + args.steps):
+            one_step(i >= args.warmup)
+    if not ms:
+        sys.exit("torch_step.py: no step was timed")
 
     with open("/proc/self/maps") as f:
         blas = sorted({line.split()[-1] for line in f if "blas" in line.lower() and "/" in line})
     print(json.dumps(dict(impl="torch", torch_version=torch.__version__, config=args.config, router=args.router,
                           threads=torch.get_num_threads(), batch=c["batch"], seq=c["seq"],
                           tokens_per_step=c["batch"] * c["seq"], num_parameters=sum(q.numel() for q in params),
-                          lr=args.lr, warmup=args.warmup, foreach=bool(args.foreach), blas=blas, setup_s=setup_s,
+                          lr=args.lr, warmup=0 if args.serve else args.warmup, foreach=bool(args.foreach), blas=blas, setup_s=setup_s,
                           step_ms=ms, median_ms=statistics.median(ms), sparsity=sparsity, loss=losses)))
 
 

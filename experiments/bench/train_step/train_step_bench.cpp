@@ -10,9 +10,10 @@
 // half of the router logits are positive, so ~E/2 experts per token), relu_target (ReLU routing
 // with the sparsity at its target 1 − k/E; see make_relu_sparse below).
 //
-// The learning rate is a small constant (--lr, default 1e-5): its value does not change the cost
-// of a step, and a small one keeps the routing (hence the work per step) where the row says it is
-// for the whole run. --save-init writes the initial weights and the batch as safetensors and
+// The learning rate is a tiny constant (--lr, default 1e-7): its value does not change the cost
+// of a step, and a tiny one keeps the routing (hence the work per step) where the row says it is
+// for the whole run (Adam moves every weight by ~lr per step whatever the gradient: at 1e-5 the
+// relu_target sparsity drifted from 0.87 to 0.62 within 23 steps of config B). --save-init writes the initial weights and the batch as safetensors and
 // --init reads them back: compare.py builds each row's model once and both remoe and
 // torch_step.py then train exactly that model on exactly the same tokens (same routing).
 #include <CLI/CLI.hpp>
@@ -224,11 +225,12 @@ remoe::StepMetrics timed_step(remoe::Transformer& model, remoe::Trainer& trainer
 struct RunOptions {
   std::string config = "A", router = "topk";
   int steps = 20, warmup = 3;
-  double lr = 1e-5;
+  double lr = 1e-7;
   uint64_t seed = 1234;
   std::string init, save_init;  // read / write weights and batch (safetensors)
   bool init_only = false;       // stop after --save-init
   bool breakdown = false;       // time the phases of each step (timed_step)
+  bool serve = false;           // one step per "step" line on stdin (see main)
 };
 
 // Copies the weights of `path` (written by --save-init for the same config and router) into the
@@ -279,18 +281,35 @@ nlohmann::json run_steps(const RunOptions& o) {
   adamw.lr = o.lr;
   remoe::LrSchedule schedule{o.lr, o.lr, 0, 1'000'000'000};  // constant lr
   remoe::Trainer trainer(model, adamw, schedule, /*clip_norm=*/1.0);
+  // One step; its wall time (and, with --breakdown, its phases) go to the lists when `record`.
   std::vector<double> ms, sparsity, loss;
   PhaseTimes phases;
-  for (int i = 0; i < o.warmup + o.steps; ++i) {
+  auto one_step = [&](bool record) {
     auto t0 = Clock::now();
-    remoe::StepMetrics m = o.breakdown ? timed_step(model, trainer, batch, i >= o.warmup ? &phases : nullptr)
+    remoe::StepMetrics m = o.breakdown ? timed_step(model, trainer, batch, record ? &phases : nullptr)
                                        : trainer.step({batch});
     const double t = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    if (i < o.warmup) continue;
-    ms.push_back(t);
-    sparsity.push_back(m.sparsity);
-    loss.push_back(m.loss);
+    if (record) {
+      ms.push_back(t);
+      sparsity.push_back(m.sparsity);
+      loss.push_back(m.loss);
+    }
+    return nlohmann::json{{"ms", t}, {"sparsity", m.sparsity}, {"loss", m.loss}};
+  };
+  if (o.serve) {
+    // Driven by compare.py, which alternates the steps of remoe and PyTorch so that both see the
+    // same machine load: "ready" once built, then one JSON line per "step" command (every step
+    // is recorded; the driver decides which are warm-up), until "end" or end of input.
+    std::cout << nlohmann::json{{"ready", true}, {"setup_s", setup_s}}.dump() << std::endl;
+    std::string cmd;
+    while (std::getline(std::cin, cmd) && cmd != "end") {
+      REMOE_CHECK(cmd == "step", "--serve: unknown command '", cmd, "' (step, end)");
+      std::cout << one_step(true).dump() << std::endl;
+    }
+  } else {
+    for (int i = 0; i < o.warmup + o.steps; ++i) one_step(i >= o.warmup);
   }
+  REMOE_CHECK(!ms.empty(), "no step was timed");
   if (o.breakdown) {
     nlohmann::json ph;
     for (const auto& [name, v] : phases.ms) ph[name] = {{"median_ms", median(v)}, {"ms", v}};
@@ -309,7 +328,7 @@ nlohmann::json run_steps(const RunOptions& o) {
               {"tokens_per_step", s.batch * s.seq},
               {"num_parameters", model.num_parameters()},
               {"lr", o.lr},
-              {"warmup", o.warmup},
+              {"warmup", o.serve ? 0 : o.warmup},  // in --serve mode the driver discards warm-up steps
               {"step_ms", ms},
               {"median_ms", median(ms)},
               {"sparsity", sparsity},
@@ -334,6 +353,7 @@ int main(int argc, char** argv) {
   app.add_option("--init", o.init, "read the initial weights and the batch (written by --save-init)");
   app.add_option("--save-init", o.save_init, "write the initial weights and the batch (safetensors)");
   app.add_flag("--init-only", o.init_only, "stop after building (and saving) the initial model");
+  app.add_flag("--serve", o.serve, "run one step per 'step' line on stdin, print its time (compare.py)");
   app.add_flag("--breakdown", o.breakdown, "time forward / loss / backward / clipping / AdamW separately");
   app.add_option("--gemm", gemm_n, "also time Eigen n×n×n f32 GEMMs (0: skip)")->capture_default_str();
   app.add_option("--gemm-reps", gemm_reps, "timed GEMMs")->capture_default_str()->check(CLI::PositiveNumber);
