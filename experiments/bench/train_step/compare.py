@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """remoe vs PyTorch training-step speed (issue "Model and training on CPU").
 
-For every row (config A/B × router dense/topk/relu/relu_target) it first builds the initial model once
-(`remoe_bench_train_step --init-only --save-init`), then runs, per round, remoe and PyTorch one after
-the other (A B A B ...: remoe, torch, for each row, then the next round), both on that same model and
-batch, with OMP_NUM_THREADS=2, plus one Eigen GEMM measurement per round. Each run times `--steps`
-steps after `--warmup` untimed ones; a row's ms/step is the median over all timed steps of all rounds.
-It prints a markdown table and writes every raw number to --out (rewritten after each run, so an
+For every row (config A/B × router dense/topk/relu/relu_target) it builds the initial model once
+(`remoe_bench_train_step --init-only --save-init`), then starts remoe and PyTorch side by side on that
+same model and batch (`--serve`: each process builds its model, then takes one training step per
+command) and alternates their steps, A B A B ..., swapping which goes first in every pair, so that
+both see the same machine load however it drifts (the machine this was written on is shared). The
+first --warmup steps of each are dropped; a row's ms/step is the median of its timed steps over all
+rounds. Each process times its own step (forward, backward, clipping, AdamW). Both run with
+OMP_NUM_THREADS=2. Before every row, Eigen's GEMM rate is measured (the same binary, --gemm-only).
+It prints a markdown table and writes every raw number to --out (rewritten after each row, so an
 interrupted run keeps what it measured).
 
-    python3 experiments/bench/train_step/compare.py --build build [--rounds 3 --steps 20 --warmup 3]
+    python3 experiments/bench/train_step/compare.py --build build [--rounds 1 --steps 20 --warmup 3]
 
 Model FLOPs per step (training = forward + backward ≈ 3 × forward; PaLM's MFU convention):
     tokens · (6·N_active + 12·L·d·T)
@@ -17,8 +20,8 @@ Model FLOPs per step (training = forward + backward ≈ 3 × forward; PaLM's MFU
 where a = experts per token (dense: 1 SwiGLU of width w = k·d_ffn; topk: k; relu: E·(1 − sparsity)
 measured on the timed steps), and 12·L·d·T counts the attention scores QKᵀ and P·V (2·2·T·d per token
 and layer forward, ×3 for training) without halving for the causal mask. The embedding lookup, norms
-and elementwise work are not counted. The GEMM peak is Eigen's single-precision n×n×n product rate
-on the same two threads (median over rounds).
+and elementwise work are not counted. The GEMM peak is the median rate of Eigen's single-precision
+n×n×n product on the same two threads.
 
 The PyTorch side runs /usr/bin/python3 (Debian's python3-torch 1.13) with the OpenMP build of
 OpenBLAS (apt-get install libopenblas0-openmp) first on LD_LIBRARY_PATH: Debian's default pthread
@@ -40,6 +43,7 @@ CONFIGS = {  # as in train_step_bench.cpp / torch_step.py
     "B": dict(vocab=8192, d=256, layers=6, heads=8, experts=8, topk=1, width=1024, seq=256, batch=8),
 }
 ROUTERS = ["dense", "topk", "relu", "relu_target"]
+IMPLS = ("remoe", "torch")
 OPENBLAS_OPENMP = "/usr/lib/x86_64-linux-gnu/openblas-openmp"
 
 
@@ -57,13 +61,38 @@ def model_flops_per_step(cfg, router, sparsity):
 
 
 def run_json(cmd, env):
-    t0 = time.time()
     p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if p.returncode != 0:
         sys.exit(f"compare.py: {' '.join(cmd)} failed ({p.returncode}):\n{p.stderr}")
-    out = json.loads(p.stdout.strip().splitlines()[-1])
-    out["wall_s"] = time.time() - t0
-    return out
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+class Server:
+    """A benchmark process in --serve mode: one training step per request."""
+
+    def __init__(self, name, cmd, env):
+        self.name, self.cmd = name, cmd
+        self.p = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.ready = self._read()
+
+    def _read(self):
+        line = self.p.stdout.readline()
+        if not line:
+            self.p.wait()
+            sys.exit(f"compare.py: {self.name} ({' '.join(self.cmd)}) stopped (exit {self.p.returncode})")
+        return json.loads(line)
+
+    def step(self):
+        self.p.stdin.write("step\n")
+        self.p.stdin.flush()
+        return self._read()
+
+    def end(self):
+        self.p.stdin.write("end\n")
+        self.p.stdin.flush()
+        final = self._read()
+        self.p.wait()
+        return final
 
 
 def main():
@@ -73,12 +102,13 @@ def main():
     ap.add_argument("--python", default="/usr/bin/python3", help="interpreter with torch 1.13")
     ap.add_argument("--configs", default="A,B")
     ap.add_argument("--routers", default=",".join(ROUTERS))
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=1, help="passes over all rows")
+    ap.add_argument("--steps", type=int, default=20, help="timed steps per side, row and round")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=1e-7, help="constant; tiny so that the routing stays put")
     ap.add_argument("--gemm", type=int, default=2048, help="n of the n×n×n GEMM peak measurement")
-    ap.add_argument("--gemm-reps", type=int, default=5)
+    ap.add_argument("--gemm-reps", type=int, default=3)
     ap.add_argument("--workdir", default="/tmp/remoe_train_step_bench", help="initial-model files")
     ap.add_argument("--reuse-inits", action="store_true", help="keep initial-model files already in --workdir")
     ap.add_argument("--out", default="train_step_results.json")
@@ -88,14 +118,15 @@ def main():
     bench = args.bench or os.path.join(args.build, "experiments", "bench", "train_step", "remoe_bench_train_step")
     if not os.access(bench, os.X_OK):
         sys.exit(f"compare.py: {bench} not found; build the target remoe_bench_train_step first")
-    configs = args.configs.split(",")
-    routers = args.routers.split(",")
+    configs, routers = args.configs.split(","), args.routers.split(",")
     for c in configs:
         if c not in CONFIGS:
             sys.exit(f"compare.py: --configs: '{c}' is not one of {sorted(CONFIGS)}")
     for r in routers:
         if r not in ROUTERS:
             sys.exit(f"compare.py: --routers: '{r}' is not one of {ROUTERS}")
+    if args.steps < 1 or args.warmup < 0 or args.rounds < 1:
+        sys.exit("compare.py: need --steps >= 1, --warmup >= 0, --rounds >= 1")
     rows = [(c, r) for c in configs for r in routers]
     os.makedirs(args.workdir, exist_ok=True)
 
@@ -107,7 +138,7 @@ def main():
         print(f"warning: {OPENBLAS_OPENMP} missing (apt-get install libopenblas0-openmp): torch steps may be "
               "much slower than they should", file=sys.stderr)
 
-    results = dict(args=vars(args), platform=platform.platform(), nproc=os.cpu_count(), runs=[], gemm=[], inits={})
+    results = dict(args=vars(args), platform=platform.platform(), nproc=os.cpu_count(), rows=[], gemm=[], inits={})
 
     def save():
         with open(args.out, "w") as f:
@@ -128,61 +159,68 @@ def main():
               + (f", layer sparsity {out['relu_target_layer_sparsity']}" if "relu_target_layer_sparsity" in out else ""),
               file=sys.stderr)
 
-    common = ["--steps", str(args.steps), "--warmup", str(args.warmup)]
     for rnd in range(args.rounds):
-        g = run_json([bench, "--gemm-only", "--gemm", str(args.gemm), "--gemm-reps", str(args.gemm_reps)], env)["gemm"]
-        g.update(round=rnd, loadavg=load())
-        results["gemm"].append(g)
-        print(f"round {rnd}: Eigen GEMM {g['median_gflops']:.1f} GFLOP/s (best {g['best_gflops']:.1f}), "
-              f"load {g['loadavg']}", file=sys.stderr)
-        save()
         for c, r in rows:
+            g = run_json([bench, "--gemm-only", "--gemm", str(args.gemm), "--gemm-reps", str(args.gemm_reps)], env)["gemm"]
+            g.update(round=rnd, row=f"{c}/{r}", loadavg=load())
+            results["gemm"].append(g)
+
             init = os.path.join(args.workdir, f"init_{c}_{r}.safetensors")
-            for impl in ("remoe", "torch"):
-                la = load()
-                if impl == "remoe":
-                    out = run_json([bench, "--config", c, "--router", r, "--init", init] + common, env)
-                else:
-                    out = run_json([args.python, os.path.join(HERE, "torch_step.py"), "--config", c, "--router", r,
-                                    "--init", init, "--threads", str(args.threads),
-                                    "--foreach", str(args.torch_foreach)] + common, torch_env)
-                out.update(round=rnd, loadavg=la)
-                results["runs"].append(out)
-                save()
-                print(f"round {rnd} {c}/{r} {impl}: median {out['median_ms']:.1f} ms/step "
-                      f"(load {la})", file=sys.stderr)
+            common = ["--config", c, "--router", r, "--init", init, "--lr", str(args.lr), "--serve"]
+            t0, la = time.time(), load()
+            servers = {
+                "remoe": Server("remoe", [bench] + common, env),
+                "torch": Server("torch", [args.python, os.path.join(HERE, "torch_step.py"), "--threads", str(args.threads),
+                                          "--foreach", str(args.torch_foreach)] + common, torch_env),
+            }
+            steps = {impl: [] for impl in IMPLS}
+            for i in range(args.warmup + args.steps):
+                for impl in (IMPLS if i % 2 == 0 else IMPLS[::-1]):  # A B, B A, A B, ...
+                    steps[impl].append(servers[impl].step())
+            finals = {impl: servers[impl].end() for impl in IMPLS}
+            timed = {impl: steps[impl][args.warmup:] for impl in IMPLS}
+            row = dict(config=c, router=r, round=rnd, loadavg_start=la, loadavg_end=load(), wall_s=time.time() - t0,
+                       remoe_ms=[s["ms"] for s in timed["remoe"]], torch_ms=[s["ms"] for s in timed["torch"]],
+                       remoe_sparsity=[s["sparsity"] for s in timed["remoe"]],
+                       torch_sparsity=[s["sparsity"] for s in timed["torch"]],
+                       remoe_loss=[s["loss"] for s in timed["remoe"]], torch_loss=[s["loss"] for s in timed["torch"]],
+                       warmup_ms={impl: [s["ms"] for s in steps[impl][:args.warmup]] for impl in IMPLS},
+                       setup_s={impl: servers[impl].ready.get("setup_s") for impl in IMPLS},
+                       torch_blas=finals["torch"].get("blas"), gemm_gflops=g["median_gflops"])
+            results["rows"].append(row)
+            save()
+            print(f"round {rnd} {c}/{r}: remoe {statistics.median(row['remoe_ms']):.1f} ms, torch "
+                  f"{statistics.median(row['torch_ms']):.1f} ms, GEMM {g['median_gflops']:.1f} GFLOP/s, "
+                  f"load {la} -> {row['loadavg_end']}", file=sys.stderr)
 
     # ---- the table ----
     gemm_peak = statistics.median(g["median_gflops"] for g in results["gemm"])
     gemm_best = max(g["best_gflops"] for g in results["gemm"])
     table = []
     lines = ["| config | router | sparsity | remoe ms/step | torch ms/step | remoe tok/s | torch tok/s | "
-             "remoe/torch | remoe GFLOP/s | % GEMM peak |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "remoe/torch | median pair ratio | remoe GFLOP/s | % GEMM peak |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c, r in rows:
-        steps = {impl: [t for x in results["runs"] if x["impl"] == impl and x["config"] == c and x["router"] == r
-                        for t in x["step_ms"]] for impl in ("remoe", "torch")}
-        sp = [s for x in results["runs"] if x["impl"] == "remoe" and x["config"] == c and x["router"] == r
-              for s in x["sparsity"]]
-        sparsity = statistics.mean(sp)
-        ms = {impl: statistics.median(v) for impl, v in steps.items()}
+        mine = [x for x in results["rows"] if x["config"] == c and x["router"] == r]
+        ms = {impl: statistics.median([t for x in mine for t in x[impl + "_ms"]]) for impl in IMPLS}
+        pair = statistics.median([b / a for x in mine for a, b in zip(x["remoe_ms"], x["torch_ms"])])
+        sparsity = statistics.mean([s for x in mine for s in x["remoe_sparsity"]])
         tokens = CONFIGS[c]["batch"] * CONFIGS[c]["seq"]
         tps = {impl: tokens / (v / 1e3) for impl, v in ms.items()}
         flops = model_flops_per_step(c, r, sparsity)
         gflops = flops / (ms["remoe"] / 1e3) * 1e-9
-        per_round = {impl: [x["median_ms"] for x in results["runs"]
-                            if x["impl"] == impl and x["config"] == c and x["router"] == r]
-                     for impl in ("remoe", "torch")}
         row = dict(config=c, router=r, sparsity=sparsity, remoe_ms=ms["remoe"], torch_ms=ms["torch"],
                    remoe_tokens_per_s=tps["remoe"], torch_tokens_per_s=tps["torch"],
-                   ratio=tps["remoe"] / tps["torch"], model_gflop_per_step=flops * 1e-9,
-                   remoe_gflops=gflops, pct_gemm_peak=100 * gflops / gemm_peak, per_round_median_ms=per_round)
+                   ratio=tps["remoe"] / tps["torch"], median_pair_ratio=pair, model_gflop_per_step=flops * 1e-9,
+                   remoe_gflops=gflops, pct_gemm_peak=100 * gflops / gemm_peak)
         table.append(row)
         lines.append(f"| {c} | {r} | {sparsity:.3f} | {ms['remoe']:.1f} | {ms['torch']:.1f} | {tps['remoe']:.0f} | "
-                     f"{tps['torch']:.0f} | {row['ratio']:.2f}× | {gflops:.1f} | {row['pct_gemm_peak']:.0f}% |")
+                     f"{tps['torch']:.0f} | {row['ratio']:.2f}× | {pair:.2f}× | {gflops:.1f} | "
+                     f"{row['pct_gemm_peak']:.0f}% |")
     lines.append("")
-    lines.append(f"Eigen f32 GEMM {args.gemm}³ on {args.threads} threads: median {gemm_peak:.1f} GFLOP/s "
-                 f"(best single product {gemm_best:.1f}); % GEMM peak uses the median.")
+    lines.append(f"Eigen f32 GEMM {args.gemm}³ on {args.threads} threads: median {gemm_peak:.1f} GFLOP/s over "
+                 f"{len(results['gemm'])} measurements (best single product {gemm_best:.1f}); % GEMM peak uses "
+                 f"the median. Pair ratio: torch ms / remoe ms of adjacent steps.")
     results["table"] = table
     results["gemm_peak_gflops"] = gemm_peak
     results["markdown"] = "\n".join(lines)
