@@ -3,6 +3,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "core/error.h"
 
 #ifdef REMOE_WITH_CUDA
@@ -15,6 +19,17 @@ namespace {
 // 64-byte alignment: one cache line, and what AVX-512 loads like.
 class CpuAllocator final : public Allocator {
  public:
+  CpuAllocator() {
+#if defined(__GLIBC__)
+    // A training step frees and re-allocates the same large activations every step. By default
+    // glibc serves blocks over ~128 KB-32 MB with mmap and unmaps them on free, so every step
+    // page-faults its activations in again (measured on config B: 4x the page faults and ~15%
+    // more CPU time). Keeping them in the heap (no mmap below 1 GB, no trimming below 1 GB free)
+    // lets freed blocks be reused as they are. Process-wide, as any malloc setting is.
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+  }
   void* allocate(size_t nbytes, Device) override {
     size_t rounded = (nbytes + 63) / 64 * 64;
     void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);

@@ -15,5 +15,6 @@ Command add_data_command(CLI::App& app);
 Command add_train_command(CLI::App& app, const std::vector<std::string>& argv);
 Command add_eval_command(CLI::App& app);
 Command add_demo_command(CLI::App& app, const std::vector<std::string>& argv);
+Command add_bench_command(CLI::App& app);
 
 }  // namespace remoe::cli

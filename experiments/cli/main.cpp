@@ -3,6 +3,7 @@
 //   remoe train  train one model (config file + --section.key=value overrides)
 //   remoe eval   held-out loss per domain and zero-shot benchmarks of a checkpoint
 //   remoe demo   dense vs TopK vs ReMoE on the demo corpus, side by side
+//   remoe bench  speed: the training step (vs PyTorch with compare.py), the GEMM peak
 #include <iostream>
 #include <map>
 
@@ -18,6 +19,7 @@ int main(int argc, char** argv) {
   commands["train"] = remoe::cli::add_train_command(app, args);
   commands["eval"] = remoe::cli::add_eval_command(app);
   commands["demo"] = remoe::cli::add_demo_command(app, args);
+  commands["bench"] = remoe::cli::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -23,6 +23,7 @@
 #include "experiments/train/batch_sampler.h"
 #include "experiments/train/checkpoint.h"
 #include "experiments/train/run_info.h"
+#include "experiments/train/throughput.h"
 #include "models/train_step.h"
 
 namespace remoe::experiments {
@@ -106,38 +107,6 @@ int64_t info_threads() {
 
 }  // namespace
 
-double training_flops_per_token(const ModelConfig& c, int64_t seq_len, double active_experts) {
-  const double d = static_cast<double>(c.d_model), hd = static_cast<double>(c.head_dim());
-  const double q_out = static_cast<double>(c.n_heads) * hd, kv_out = static_cast<double>(c.n_kv_heads) * hd;
-  double forward = 0;
-  const double attn_proj = 2 * d * (q_out + 2 * kv_out) + 2 * q_out * d;
-  const double attn_scores = 2 * 2 * q_out * static_cast<double>(seq_len) / 2;  // QKᵀ and PV, causal half
-  double ffn = 0;
-  if (c.ffn == "dense") {
-    ffn = 2 * 3 * d * static_cast<double>(c.expert_width() * c.granularity * c.dense_multiplier);
-  } else {
-    ffn = 2 * 3 * d * static_cast<double>(c.expert_width()) * active_experts + 2 * d * static_cast<double>(c.experts());
-  }
-  forward = static_cast<double>(c.n_layers) * (attn_proj + attn_scores + ffn) + 2 * d * static_cast<double>(c.vocab_size);
-  return 3 * forward;
-}
-
-double measure_gemm_gflops() {
-  NoGradGuard no_grad;
-  const int64_t n = 1024;
-  Generator gen(7);
-  Tensor a = randn({n, n}, gen), b = randn({n, n}, gen);
-  std::vector<double> rates;
-  for (int i = 0; i < 4; ++i) {
-    auto t0 = Clock::now();
-    Tensor c = matmul(a, b);
-    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (i > 0) rates.push_back(2.0 * n * n * n / s / 1e9);  // the first product warms up
-  }
-  std::sort(rates.begin(), rates.end());
-  return rates[rates.size() / 2];
-}
-
 RunResult run_training(RunOptions options) {
   Config& cfg = options.config;
   cfg.finalize();
@@ -195,7 +164,7 @@ RunResult run_training(RunOptions options) {
     std::ofstream out(result.dir / "config.toml");
     out << cfg.to_toml();
   }
-  const double gemm_gflops = measure_gemm_gflops();
+  const double gemm_gflops = measure_gemm_peak(1024, 3).median_gflops;
   ordered_json info = describe_run(options.argv, device, cfg);
   info["parameters"] = model.num_parameters();
   info["gemm_peak_gflops"] = gemm_gflops;

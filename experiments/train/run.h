@@ -44,12 +44,4 @@ RunResult run_training(RunOptions options);
 // Set by the SIGINT/SIGTERM handler that run_training installs; checked between steps.
 std::atomic<bool>& stop_requested();
 
-// Model FLOPs of one training token (forward + backward = 3 × forward), counting matmuls only:
-// attention projections and scores, the active experts' SwiGLU, router, LM head.
-double training_flops_per_token(const ModelConfig& c, int64_t seq_len, double active_experts_per_token);
-
-// Single-precision GEMM throughput of this machine through remoe::matmul (GFLOP/s, median of a
-// few 1024³ products on the current thread count): the MFU denominator.
-double measure_gemm_gflops();
-
 }  // namespace remoe::experiments

@@ -1,8 +1,8 @@
-// Batched GEMM on Eigen. Every matrix operand is wrapped in an Eigen::Map in place: a row-major
-// matrix (column stride 1) maps as a RowMajor matrix with outer stride = its row stride, and a
-// transposed view (row stride 1) maps as a ColMajor matrix with outer stride = its column stride,
-// so transposes cost nothing. Eigen's GEMM packs its operands itself, so either order runs at the
-// same speed.
+// Batched GEMM on OpenBLAS (when built with it, REMOE_WITH_OPENBLAS) or Eigen. Every matrix operand
+// is read in place: a row-major matrix (column stride 1) with leading dimension = its row stride,
+// and a transposed view (row stride 1) as a column-major one with leading dimension = its column
+// stride (for cblas, a transposed row-major matrix), so transposes cost nothing. Both libraries
+// pack their operands themselves, so either order runs at the same speed.
 #include "ops/cpu/matmul.h"
 
 // GCC 12 reports a false "may be used uninitialized" inside Eigen's AVX-512 GEMM kernel
@@ -12,9 +12,15 @@
 #endif
 #include <Eigen/Core>
 #include <algorithm>
+#include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "core/strided.h"
+
+#ifdef REMOE_WITH_OPENBLAS
+#include <cblas.h>
+#endif
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -56,17 +62,26 @@ bool matrix_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs, Layout& l
   return false;
 }
 
-// c (m×n, row-major, contiguous) = a (m×k) @ b (k×n). Eigen's GEMM zero-fills c and accumulates;
-// c's prior contents are never read. Eigen parallelises the product itself with OpenMP unless it
-// is called inside a parallel region (it checks omp_get_num_threads() > 1), so it never nests.
+// c (m×n, row-major, contiguous) = a (m×k) @ b (k×n), or += with `acc` (otherwise c's prior
+// contents are never read). Both
+// libraries parallelise one product over OpenMP's threads unless called inside a parallel region
+// (Eigen checks omp_get_num_threads() > 1, OpenBLAS's OpenMP build omp_in_parallel()), so a GEMM
+// never nests threads.
 template <class T>
-void gemm(const T* a, Layout la, const T* b, Layout lb, T* c, int64_t m, int64_t k, int64_t n) {
+void eigen_gemm(const T* a, Layout la, const T* b, Layout lb, T* c, int64_t m, int64_t k, int64_t n, bool acc) {
   Eigen::Map<RowMat<T>> C(c, m, n);
+  auto product = [&](const auto& A, const auto& B) {
+    if (acc) {
+      C.noalias() += A * B;
+    } else {
+      C.noalias() = A * B;
+    }
+  };
   auto with_lhs = [&](const auto& A) {
     if (lb.row_major) {
-      C.noalias() = A * ConstMap<RowMat<T>>(b, k, n, Eigen::OuterStride<>(lb.ld));
+      product(A, ConstMap<RowMat<T>>(b, k, n, Eigen::OuterStride<>(lb.ld)));
     } else {
-      C.noalias() = A * ConstMap<ColMat<T>>(b, k, n, Eigen::OuterStride<>(lb.ld));
+      product(A, ConstMap<ColMat<T>>(b, k, n, Eigen::OuterStride<>(lb.ld)));
     }
   };
   if (la.row_major) {
@@ -74,6 +89,25 @@ void gemm(const T* a, Layout la, const T* b, Layout lb, T* c, int64_t m, int64_t
   } else {
     with_lhs(ConstMap<ColMat<T>>(a, m, k, Eigen::OuterStride<>(la.ld)));
   }
+}
+
+template <class T>
+void gemm(const T* a, Layout la, const T* b, Layout lb, T* c, int64_t m, int64_t k, int64_t n, bool acc) {
+#ifdef REMOE_WITH_OPENBLAS
+  constexpr int64_t kMaxBlas = std::numeric_limits<blasint>::max();
+  if (std::max({m, n, k, la.ld, lb.ld}) > kMaxBlas) return eigen_gemm(a, la, b, lb, c, m, k, n, acc);  // 32-bit ints
+  // A column-major operand is the transpose of a row-major one with the same leading dimension.
+  const auto ta = la.row_major ? CblasNoTrans : CblasTrans, tb = lb.row_major ? CblasNoTrans : CblasTrans;
+  const auto M = static_cast<blasint>(m), N = static_cast<blasint>(n), K = static_cast<blasint>(k);
+  const auto lda = static_cast<blasint>(la.ld), ldb = static_cast<blasint>(lb.ld), ldc = static_cast<blasint>(n);
+  if constexpr (std::is_same_v<T, float>) {
+    cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, 1.0f, a, lda, b, ldb, acc ? 1.0f : 0.0f, c, ldc);
+  } else {
+    cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, 1.0, a, lda, b, ldb, acc ? 1.0 : 0.0, c, ldc);
+  }
+#else
+  eigen_gemm(a, la, b, lb, c, m, k, n, acc);
+#endif
 }
 
 // t's strides for out's batch axes (right-aligned; 0 where t is missing the axis or broadcasts it).
@@ -127,13 +161,13 @@ int64_t folded_row_stride(const Shape& batch, const Shape& a_batch_strides, int6
 }
 
 template <class T>
-void matmul_typed(Tensor a, Tensor b, const Tensor& out) {
+void matmul_typed(Tensor a, Tensor b, const Tensor& out, bool acc) {
   const int64_t nd = out.dim();
   const int64_t m = out.shape()[nd - 2], n = out.shape()[nd - 1], k = a.shape().back();
   T* c = out.data<T>();
   if (out.numel() == 0) return;
-  if (k == 0) {  // an empty sum: zeros
-    std::fill(c, c + out.numel(), T(0));
+  if (k == 0) {  // an empty sum: zeros (nothing to add when accumulating)
+    if (!acc) std::fill(c, c + out.numel(), T(0));
     return;
   }
   Layout la, lb;
@@ -157,7 +191,7 @@ void matmul_typed(Tensor a, Tensor b, const Tensor& out) {
   if (b_shared) {
     const int64_t stride = folded_row_stride(batch, as, m, k, la);
     if (stride > 0) {
-      gemm<T>(ap, {true, stride}, bp, lb, c, nb * m, k, n);
+      gemm<T>(ap, {true, stride}, bp, lb, c, nb * m, k, n, acc);
       return;
     }
   }
@@ -171,16 +205,16 @@ void matmul_typed(Tensor a, Tensor b, const Tensor& out) {
 #endif
   if (per_thread) {
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < nb; ++i) gemm<T>(ap + aoff[i], la, bp + boff[i], lb, c + i * m * n, m, k, n);
+    for (int64_t i = 0; i < nb; ++i) gemm<T>(ap + aoff[i], la, bp + boff[i], lb, c + i * m * n, m, k, n, acc);
   } else {
-    for (int64_t i = 0; i < nb; ++i) gemm<T>(ap + aoff[i], la, bp + boff[i], lb, c + i * m * n, m, k, n);
+    for (int64_t i = 0; i < nb; ++i) gemm<T>(ap + aoff[i], la, bp + boff[i], lb, c + i * m * n, m, k, n, acc);
   }
 }
 
 }  // namespace
 
-void matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
-  dispatch_float(out.dtype(), "matmul", [&](auto tag) { matmul_typed<typename decltype(tag)::type>(a, b, out); });
+void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool accumulate) {
+  dispatch_float(out.dtype(), "matmul", [&](auto tag) { matmul_typed<typename decltype(tag)::type>(a, b, out, accumulate); });
 }
 
 }  // namespace remoe::cpu

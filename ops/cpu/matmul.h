@@ -1,13 +1,13 @@
-// CPU kernel of matmul: batched GEMM through Eigen.
+// CPU kernel of matmul: batched GEMM through OpenBLAS (when built with it) or Eigen.
 #pragma once
 #include "core/tensor.h"
 
 namespace remoe::cpu {
 
 // out [..., M, N] (contiguous, allocated by the caller, not initialised) = a [..., M, K] @ b [..., K, N],
-// with a's and b's batch axes broadcast to out's. a and b may be strided views: a matrix whose
+// or out += a @ b with `accumulate` (out initialised), with a's and b's batch axes broadcast to out's. a and b may be strided views: a matrix whose
 // last two axes are row-major or column-major (a transposed view) with any row/column stride is
 // read in place; any other layout is copied once. f32 and f64.
-void matmul(const Tensor& a, const Tensor& b, const Tensor& out);
+void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool accumulate = false);
 
 }  // namespace remoe::cpu

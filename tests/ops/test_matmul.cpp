@@ -1,3 +1,4 @@
+#include "ops/cpu/matmul.h"
 #include "test_util.h"
 
 #ifdef _OPENMP
@@ -119,6 +120,28 @@ TEST_CASE("matmul: strided operands (transposed views are read in place, others 
     check_forward(expand(rand_t({1, 3, 4}, 14, dt), {5, 3, 4}), rand_t({5, 4, 2}, 15, dt));
     check_forward(expand(rand_t({1, 4}, 16, dt), {3, 4}), rand_t({4, 2}, 17, dt));
     check_forward(rand_t({3, 4}, 18, dt), expand(rand_t({4, 1}, 19, dt), {4, 6}));
+  }
+}
+
+TEST_CASE("cpu::matmul with accumulate adds the product into out (incl. row blocks and transposes)") {
+  for (DType dt : {DType::f64, DType::f32}) {
+    const bool f32 = dt == DType::f32;
+    Tensor a = rand_t({37, 19}, 60, dt), b = rand_t({19, 23}, 61, dt), c0 = rand_t({37, 23}, 62, dt);
+    Tensor out = clone(c0);
+    cpu::matmul(a, b, out, /*accumulate=*/true);
+    CHECK_CLOSE(out, add(c0, naive_matmul(a, b).to(dt)), f32 ? 1e-4 : 1e-12, f32 ? 1e-4 : 1e-12);
+    // Into a block of rows of a larger buffer, from a transposed view; the other rows untouched.
+    Tensor big = rand_t({50, 23}, 63, dt), before = clone(big);
+    Tensor at = rand_t({19, 10}, 64, dt);
+    cpu::matmul(transpose(at, 0, 1), b, slice(big, 0, 20, 30), true);
+    CHECK_CLOSE(slice(big, 0, 20, 30), add(slice(before, 0, 20, 30), naive_matmul(transpose(at, 0, 1), b).to(dt)),
+                f32 ? 1e-4 : 1e-12, f32 ? 1e-4 : 1e-12);
+    CHECK(slice(big, 0, 0, 20).to(DType::f64).to_vector<double>() == slice(before, 0, 0, 20).to(DType::f64).to_vector<double>());
+    CHECK(slice(big, 0, 30, 50).to(DType::f64).to_vector<double>() == slice(before, 0, 30, 50).to(DType::f64).to_vector<double>());
+    // K = 0: nothing to add.
+    Tensor keep = clone(c0);
+    cpu::matmul(empty({37, 0}, {dt}), empty({0, 23}, {dt}), keep, true);
+    CHECK(keep.to(DType::f64).to_vector<double>() == c0.to(DType::f64).to_vector<double>());
   }
 }
 

@@ -2,26 +2,24 @@
 """remoe vs PyTorch training-step speed (issue "Model and training on CPU").
 
 For every row (config A/B × router dense/topk/relu/relu_target) it builds the initial model once
-(`remoe_bench_train_step --init-only --save-init`), then starts remoe and PyTorch side by side on that
-same model and batch (`--serve`: each process builds its model, then takes one training step per
-command) and alternates their steps, A B A B ..., swapping which goes first in every pair, so that
-both see the same machine load however it drifts (the machine this was written on is shared). The
-first --warmup steps of each are dropped; a row's ms/step is the median of its timed steps over all
-rounds. Each process times its own step (forward, backward, clipping, AdamW). Both run with
-OMP_NUM_THREADS=2. Before every row, Eigen's GEMM rate is measured (the same binary, --gemm-only).
+(`remoe bench train-step --init-only --save-init`), then starts remoe and PyTorch side by side on
+that same model and batch (`--serve`: each process builds its model, then takes one training step
+per command) and alternates their steps, A B A B ..., swapping which goes first in every pair, so
+that both see the same machine load however it drifts. The first --warmup steps of each are
+dropped; a row's ms/step is the median of its timed steps over all rounds, and the pair ratio is
+the median of torch/remoe over adjacent steps. Each process times its own step (forward,
+backward, clipping, AdamW). Both run with OMP_NUM_THREADS=--threads. Before every row, the GEMM
+rate is measured (`remoe bench gemm`, same thread count): Eigen's own product, the issue's reference
+peak, and remoe::matmul's (OpenBLAS when remoe is built with it).
 It prints a markdown table and writes every raw number to --out (rewritten after each row, so an
 interrupted run keeps what it measured).
 
     python3 experiments/bench/train_step/compare.py --build build [--rounds 1 --steps 20 --warmup 3]
 
-Model FLOPs per step (training = forward + backward ≈ 3 × forward; PaLM's MFU convention):
-    tokens · (6·N_active + 12·L·d·T)
-    N_active = L·(4·d² + 3·d·w·a + d·E [MoE router]) + d·V [LM head]    (matmul weights a token uses)
-where a = experts per token (dense: 1 SwiGLU of width w = k·d_ffn; topk: k; relu: E·(1 − sparsity)
-measured on the timed steps), and 12·L·d·T counts the attention scores QKᵀ and P·V (2·2·T·d per token
-and layer forward, ×3 for training) without halving for the causal mask. The embedding lookup, norms
-and elementwise work are not counted. The GEMM peak is the median rate of Eigen's single-precision
-n×n×n product on the same two threads.
+Model FLOPs per step come from remoe (experiments/train/throughput.cpp, the runner's MFU formula):
+matmuls only, forward + backward = 3 × forward, the causal half of the attention scores, the
+active experts' SwiGLU (relu: E·(1 − sparsity) measured on the timed steps), router and LM head.
+% peak = model FLOP/s over the median GEMM rate (Eigen's, and remoe::matmul's library's).
 
 The PyTorch side runs /usr/bin/python3 (Debian's python3-torch 1.13) with the OpenMP build of
 OpenBLAS (apt-get install libopenblas0-openmp) first on LD_LIBRARY_PATH: Debian's default pthread
@@ -38,26 +36,13 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
-CONFIGS = {  # as in train_step_bench.cpp / torch_step.py
+CONFIGS = {  # as in experiments/train/step_bench.cpp and torch_step.py
     "A": dict(vocab=4096, d=128, layers=4, heads=4, experts=8, topk=1, width=512, seq=128, batch=16),
     "B": dict(vocab=8192, d=256, layers=6, heads=8, experts=8, topk=1, width=1024, seq=256, batch=8),
 }
 ROUTERS = ["dense", "topk", "relu", "relu_target"]
 IMPLS = ("remoe", "torch")
 OPENBLAS_OPENMP = "/usr/lib/x86_64-linux-gnu/openblas-openmp"
-
-
-def model_flops_per_step(cfg, router, sparsity):
-    c = CONFIGS[cfg]
-    L, d, V, E, k, w, T = c["layers"], c["d"], c["vocab"], c["experts"], c["topk"], c["width"], c["seq"]
-    if router == "dense":
-        ffn = 3 * d * (k * w)
-    else:
-        a = k if router == "topk" else E * (1.0 - sparsity)
-        ffn = 3 * d * w * a + d * E
-    n_active = L * (4 * d * d + ffn) + d * V
-    tokens = c["batch"] * T
-    return tokens * (6 * n_active + 12 * L * d * T)
 
 
 def run_json(cmd, env):
@@ -98,7 +83,7 @@ class Server:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(REPO, "build"), help="CMake build directory")
-    ap.add_argument("--bench", help="path of remoe_bench_train_step (default: under --build)")
+    ap.add_argument("--remoe", help="path of the remoe binary (default: under --build)")
     ap.add_argument("--python", default="/usr/bin/python3", help="interpreter with torch 1.13")
     ap.add_argument("--configs", default="A,B")
     ap.add_argument("--routers", default=",".join(ROUTERS))
@@ -115,9 +100,10 @@ def main():
     ap.add_argument("--torch-foreach", type=int, default=0, help="torch AdamW foreach (1) or loop (0)")
     args = ap.parse_args()
 
-    bench = args.bench or os.path.join(args.build, "experiments", "bench", "train_step", "remoe_bench_train_step")
-    if not os.access(bench, os.X_OK):
-        sys.exit(f"compare.py: {bench} not found; build the target remoe_bench_train_step first")
+    remoe = args.remoe or os.path.join(args.build, "experiments", "remoe")
+    if not os.access(remoe, os.X_OK):
+        sys.exit(f"compare.py: {remoe} not found; build the target remoe first")
+    bench = [remoe, "bench", "train-step"]
     configs, routers = args.configs.split(","), args.routers.split(",")
     for c in configs:
         if c not in CONFIGS:
@@ -153,7 +139,7 @@ def main():
         if args.reuse_inits and os.path.exists(path):
             print(f"init {c}/{r}: reusing {path}", file=sys.stderr)
             continue
-        out = run_json([bench, "--config", c, "--router", r, "--init-only", "--save-init", path], env)
+        out = run_json(bench + ["--config", c, "--router", r, "--init-only", "--save-init", path], env)
         results["inits"][f"{c}/{r}"] = out
         print(f"init {c}/{r}: {out.get('setup_s', 0):.1f} s"
               + (f", layer sparsity {out['relu_target_layer_sparsity']}" if "relu_target_layer_sparsity" in out else ""),
@@ -161,7 +147,7 @@ def main():
 
     for rnd in range(args.rounds):
         for c, r in rows:
-            g = run_json([bench, "--gemm-only", "--gemm", str(args.gemm), "--gemm-reps", str(args.gemm_reps)], env)["gemm"]
+            g = run_json([remoe, "bench", "gemm", "--n", str(args.gemm), "--reps", str(args.gemm_reps)], env)
             g.update(round=rnd, row=f"{c}/{r}", loadavg=load())
             results["gemm"].append(g)
 
@@ -169,7 +155,7 @@ def main():
             common = ["--config", c, "--router", r, "--init", init, "--lr", str(args.lr), "--serve"]
             t0, la = time.time(), load()
             servers = {
-                "remoe": Server("remoe", [bench] + common, env),
+                "remoe": Server("remoe", bench + common, env),
                 "torch": Server("torch", [args.python, os.path.join(HERE, "torch_step.py"), "--threads", str(args.threads),
                                           "--foreach", str(args.torch_foreach)] + common, torch_env),
             }
@@ -186,20 +172,24 @@ def main():
                        remoe_loss=[s["loss"] for s in timed["remoe"]], torch_loss=[s["loss"] for s in timed["torch"]],
                        warmup_ms={impl: [s["ms"] for s in steps[impl][:args.warmup]] for impl in IMPLS},
                        setup_s={impl: servers[impl].ready.get("setup_s") for impl in IMPLS},
-                       torch_blas=finals["torch"].get("blas"), gemm_gflops=g["median_gflops"])
+                       torch_blas=finals["torch"].get("blas"), gemm_gflops=g["eigen"]["median_gflops"],
+                       model_gflop_per_step=finals["remoe"]["model_gflop_per_step"])
             results["rows"].append(row)
             save()
             print(f"round {rnd} {c}/{r}: remoe {statistics.median(row['remoe_ms']):.1f} ms, torch "
-                  f"{statistics.median(row['torch_ms']):.1f} ms, GEMM {g['median_gflops']:.1f} GFLOP/s, "
+                  f"{statistics.median(row['torch_ms']):.1f} ms, GEMM Eigen {g['eigen']['median_gflops']:.1f} / "
+                  f"{g['matmul_library']} {g['matmul']['median_gflops']:.1f} GFLOP/s, "
                   f"load {la} -> {row['loadavg_end']}", file=sys.stderr)
 
     # ---- the table ----
-    gemm_peak = statistics.median(g["median_gflops"] for g in results["gemm"])
-    gemm_best = max(g["best_gflops"] for g in results["gemm"])
+    gemm_peak = statistics.median(g["eigen"]["median_gflops"] for g in results["gemm"])
+    gemm_best = max(g["eigen"]["best_gflops"] for g in results["gemm"])
+    lib = results["gemm"][0]["matmul_library"]
+    lib_peak = statistics.median(g["matmul"]["median_gflops"] for g in results["gemm"])
     table = []
     lines = ["| config | router | sparsity | remoe ms/step | torch ms/step | remoe tok/s | torch tok/s | "
-             "remoe/torch | median pair ratio | remoe GFLOP/s | % GEMM peak |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"remoe/torch | median pair ratio | remoe GFLOP/s | % Eigen peak | % {lib} peak |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c, r in rows:
         mine = [x for x in results["rows"] if x["config"] == c and x["router"] == r]
         ms = {impl: statistics.median([t for x in mine for t in x[impl + "_ms"]]) for impl in IMPLS}
@@ -207,22 +197,24 @@ def main():
         sparsity = statistics.mean([s for x in mine for s in x["remoe_sparsity"]])
         tokens = CONFIGS[c]["batch"] * CONFIGS[c]["seq"]
         tps = {impl: tokens / (v / 1e3) for impl, v in ms.items()}
-        flops = model_flops_per_step(c, r, sparsity)
+        flops = statistics.median(x["model_gflop_per_step"] for x in mine) * 1e9
         gflops = flops / (ms["remoe"] / 1e3) * 1e-9
         row = dict(config=c, router=r, sparsity=sparsity, remoe_ms=ms["remoe"], torch_ms=ms["torch"],
                    remoe_tokens_per_s=tps["remoe"], torch_tokens_per_s=tps["torch"],
                    ratio=tps["remoe"] / tps["torch"], median_pair_ratio=pair, model_gflop_per_step=flops * 1e-9,
-                   remoe_gflops=gflops, pct_gemm_peak=100 * gflops / gemm_peak)
+                   remoe_gflops=gflops, pct_gemm_peak=100 * gflops / gemm_peak,
+                   pct_matmul_peak=100 * gflops / lib_peak)
         table.append(row)
         lines.append(f"| {c} | {r} | {sparsity:.3f} | {ms['remoe']:.1f} | {ms['torch']:.1f} | {tps['remoe']:.0f} | "
                      f"{tps['torch']:.0f} | {row['ratio']:.2f}× | {pair:.2f}× | {gflops:.1f} | "
-                     f"{row['pct_gemm_peak']:.0f}% |")
+                     f"{row['pct_gemm_peak']:.0f}% | {row['pct_matmul_peak']:.0f}% |")
     lines.append("")
-    lines.append(f"Eigen f32 GEMM {args.gemm}³ on {args.threads} threads: median {gemm_peak:.1f} GFLOP/s over "
-                 f"{len(results['gemm'])} measurements (best single product {gemm_best:.1f}); % GEMM peak uses "
-                 f"the median. Pair ratio: torch ms / remoe ms of adjacent steps.")
+    lines.append(f"f32 GEMM {args.gemm}³ on {args.threads} threads, median over {len(results['gemm'])} measurements: "
+                 f"Eigen {gemm_peak:.1f} GFLOP/s (best single product {gemm_best:.1f}), remoe::matmul ({lib}) "
+                 f"{lib_peak:.1f} GFLOP/s; the % peak columns use the medians. Pair ratio: torch ms / remoe ms of adjacent steps.")
     results["table"] = table
     results["gemm_peak_gflops"] = gemm_peak
+    results["matmul_peak_gflops"] = lib_peak
     results["markdown"] = "\n".join(lines)
     save()
     print("\n".join(lines))

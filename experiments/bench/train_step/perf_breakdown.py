@@ -2,7 +2,7 @@
 """Where the time of remoe's training step goes, from a `perf record --call-graph dwarf` profile.
 
     OMP_NUM_THREADS=2 perf record -F 250 --call-graph dwarf,32768 -o step.data \\
-        build/experiments/bench/train_step/remoe_bench_train_step --config B --router topk --steps 3 --warmup 1
+        build/experiments/remoe bench train-step --config B --router topk --steps 3 --warmup 1
     perf script -i step.data --no-inline -F tid,period,sym | python3 perf_breakdown.py
 
 Each sample is put in the category of the innermost frame of its call chain that matches a rule

@@ -6,7 +6,7 @@ run it with /usr/bin/python3): LLaMA-style decoder (RMSNorm, RoPE, causal multi-
 SwiGLU FFN, untied LM head), dense / TopK / ReLU FFNs with a dropless MoE dispatch, LM loss plus
 the router terms, backward, clip_grad_norm_(1.0), AdamW (decay on 2-D weights only) at a constant
 learning rate, and the ReMoE λ update. It times each step and prints one JSON object, the same
-fields as remoe_bench_train_step.
+fields as `remoe bench train-step`.
 
 The model code follows tests/golden/make_golden_model.py (the from-scratch reference of our model),
 made into a fair speed baseline: RoPE tables and the causal mask are built once, attention is
@@ -18,7 +18,7 @@ multiply by the gates, index_add back to the tokens). No routing diagnostics are
         /usr/bin/python3 experiments/bench/train_step/torch_step.py --config B --router topk \\
         --init /tmp/init.safetensors
 
---init loads the weights and the batch written by `remoe_bench_train_step --save-init`, so both
+--init loads the weights and the batch written by `remoe bench train-step --save-init`, so both
 sides train the same model on the same tokens (same routing); without it the weights are drawn from
 the same distribution as remoe's init (N(0, 0.01), output projections N(0, 0.01/sqrt(2L)), gains 1)
 and the batch is uniform random tokens. relu_target needs --init (remoe shapes those weights).
@@ -205,7 +205,7 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-7, help="constant; tiny so that the routing stays put")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--init", help="weights and batch from remoe_bench_train_step --save-init")
+    ap.add_argument("--init", help="weights and batch from remoe bench train-step --save-init")
     ap.add_argument("--serve", action="store_true", help="one step per 'step' line on stdin (compare.py)")
     ap.add_argument("--foreach", type=int, default=0, help="AdamW foreach implementation (1) or per-tensor loop (0)")
     args = ap.parse_args()

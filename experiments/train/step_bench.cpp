@@ -1,34 +1,22 @@
-// Training-step speed of remoe (issue "Model and training on CPU"): times Trainer::step (forward,
-// backward, grad-norm clipping, AdamW, λ update) on one of the two benchmark configurations and
-// one FFN kind, and measures the machine's single-precision GEMM rate with Eigen on the same
-// thread count. Prints one JSON object on stdout; compare.py runs it against torch_step.py.
+// `remoe bench train-step` (issue "Model and training on CPU"): times Trainer::step (forward,
+// backward, grad-norm clipping, AdamW, λ update) on one of the two benchmark configurations and one
+// FFN kind, and measures the machine's single-precision GEMM rate on the same thread count.
+// experiments/bench/train_step/compare.py runs it against the PyTorch step (torch_step.py).
 //
-//   remoe_bench_train_step --config B --router topk --steps 20 --warmup 3
-//   remoe_bench_train_step --gemm-only --gemm 2048 --gemm-reps 10
-//
-// Routers: dense (one SwiGLU of width k·d_ffn), topk, relu (ReLU routing as initialised: about
-// half of the router logits are positive, so ~E/2 experts per token), relu_target (ReLU routing
-// with the sparsity at its target 1 − k/E; see make_relu_sparse below).
-//
-// The learning rate is a tiny constant (--lr, default 1e-7): its value does not change the cost
-// of a step, and a tiny one keeps the routing (hence the work per step) where the row says it is
-// for the whole run (Adam moves every weight by ~lr per step whatever the gradient: at 1e-5 the
-// relu_target sparsity drifted from 0.87 to 0.62 within 23 steps of config B). --save-init writes the initial weights and the batch as safetensors and
-// --init reads them back: compare.py builds each row's model once and both remoe and
-// torch_step.py then train exactly that model on exactly the same tokens (same routing).
-#include <CLI/CLI.hpp>
+// The learning rate is a tiny constant (default 1e-7): its value does not change the cost of a
+// step, and a tiny one keeps the routing (hence the work per step) where the row says it is for
+// the whole run (Adam moves every weight by ~lr per step whatever the gradient: at 1e-5 the
+// relu_target sparsity drifted from 0.87 to 0.62 within 23 steps of config B). --save-init writes
+// the initial weights and the batch as safetensors and --init reads them back: compare.py builds
+// each row's model once and both remoe and torch_step.py then train exactly that model on exactly
+// the same tokens (same routing).
+#include "experiments/train/step_bench.h"
 
-// GCC 12 reports a false "may be used uninitialized" inside Eigen's AVX-512 GEMM kernel.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <Eigen/Core>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <iostream>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -36,15 +24,16 @@
 #include "core/error.h"
 #include "core/random.h"
 #include "core/safetensors.h"
+#include "experiments/train/throughput.h"
 #include "models/train_step.h"
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
+namespace remoe::experiments {
 namespace {
 
-using remoe::Tensor;
 using Clock = std::chrono::steady_clock;
 
 struct BenchShape {
@@ -162,29 +151,6 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-// Single-precision GEMM rate of Eigen on n×n×n row-major products (the peak the model FLOP/s
-// are compared with), on Eigen's default thread count (OpenMP's, i.e. OMP_NUM_THREADS).
-nlohmann::json measure_gemm(int64_t n, int reps) {
-  using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  RowMat a = RowMat::Random(n, n), b = RowMat::Random(n, n), c(n, n);
-  c.noalias() = a * b;  // warm-up: page faults, packing buffers
-  std::vector<double> gflops;
-  for (int r = 0; r < reps; ++r) {
-    auto t0 = Clock::now();
-    c.noalias() = a * b;
-    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    gflops.push_back(2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n) / s * 1e-9);
-  }
-  volatile float sink = c(0, 0);
-  (void)sink;
-  return {{"n", n},
-          {"reps", reps},
-          {"eigen_threads", Eigen::nbThreads()},
-          {"gflops", gflops},
-          {"median_gflops", median(gflops)},
-          {"best_gflops", *std::max_element(gflops.begin(), gflops.end())}};
-}
-
 // Per-phase wall times of a step (--breakdown), in milliseconds, one entry per timed step.
 struct PhaseTimes {
   std::map<std::string, std::vector<double>> ms;
@@ -222,17 +188,6 @@ remoe::StepMetrics timed_step(remoe::Transformer& model, remoe::Trainer& trainer
   return m;
 }
 
-struct RunOptions {
-  std::string config = "A", router = "topk";
-  int steps = 20, warmup = 3;
-  double lr = 1e-7;
-  uint64_t seed = 1234;
-  std::string init, save_init;  // read / write weights and batch (safetensors)
-  bool init_only = false;       // stop after --save-init
-  bool breakdown = false;       // time the phases of each step (timed_step)
-  bool serve = false;           // one step per "step" line on stdin (see main)
-};
-
 // Copies the weights of `path` (written by --save-init for the same config and router) into the
 // model and returns the batch stored with them.
 remoe::Batch load_init(remoe::Transformer& model, const std::string& path) {
@@ -250,7 +205,9 @@ remoe::Batch load_init(remoe::Transformer& model, const std::string& path) {
   return {file.at("__inputs"), file.at("__targets")};
 }
 
-nlohmann::json run_steps(const RunOptions& o) {
+}  // namespace
+
+nlohmann::json run_step_bench(const StepBenchOptions& o) {
   const BenchShape s = bench_shape(o.config);
   remoe::ModelConfig mc = model_config(s, o.router, o.seed);
   auto t_build = Clock::now();
@@ -315,6 +272,13 @@ nlohmann::json run_steps(const RunOptions& o) {
     for (const auto& [name, v] : phases.ms) ph[name] = {{"median_ms", median(v)}, {"ms", v}};
     out["phases"] = ph;
   }
+  // Model FLOPs of a step, with the experts per token measured on the timed steps (relu).
+  double mean_sparsity = 0;
+  for (double x : sparsity) mean_sparsity += x / static_cast<double>(sparsity.size());
+  const double active = mc.ffn == "dense" ? 0.0
+                        : mc.ffn == "topk" ? static_cast<double>(mc.active())
+                                           : static_cast<double>(mc.experts()) * (1.0 - mean_sparsity);
+  const double flops = training_flops_per_token(mc, s.seq, active) * static_cast<double>(s.batch * s.seq);
   int threads = 1;
 #ifdef _OPENMP
   threads = omp_get_max_threads();
@@ -327,6 +291,8 @@ nlohmann::json run_steps(const RunOptions& o) {
               {"seq", s.seq},
               {"tokens_per_step", s.batch * s.seq},
               {"num_parameters", model.num_parameters()},
+              {"active_experts_per_token", active},
+              {"model_gflop_per_step", flops * 1e-9},
               {"lr", o.lr},
               {"warmup", o.serve ? 0 : o.warmup},  // in --serve mode the driver discards warm-up steps
               {"step_ms", ms},
@@ -336,39 +302,4 @@ nlohmann::json run_steps(const RunOptions& o) {
   return out;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  CLI::App app{"remoe training-step benchmark (see experiments/bench/train_step/compare.py)"};
-  RunOptions o;
-  int gemm_reps = 10;
-  int64_t gemm_n = 0;
-  bool gemm_only = false;
-  app.add_option("--config", o.config, "A or B")->capture_default_str();
-  app.add_option("--router", o.router, "dense, topk, relu or relu_target")->capture_default_str();
-  app.add_option("--steps", o.steps, "timed steps")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--warmup", o.warmup, "untimed steps first")->capture_default_str()->check(CLI::NonNegativeNumber);
-  app.add_option("--lr", o.lr, "constant learning rate")->capture_default_str()->check(CLI::NonNegativeNumber);
-  app.add_option("--seed", o.seed, "model and batch seed")->capture_default_str();
-  app.add_option("--init", o.init, "read the initial weights and the batch (written by --save-init)");
-  app.add_option("--save-init", o.save_init, "write the initial weights and the batch (safetensors)");
-  app.add_flag("--init-only", o.init_only, "stop after building (and saving) the initial model");
-  app.add_flag("--serve", o.serve, "run one step per 'step' line on stdin, print its time (compare.py)");
-  app.add_flag("--breakdown", o.breakdown, "time forward / loss / backward / clipping / AdamW separately");
-  app.add_option("--gemm", gemm_n, "also time Eigen n×n×n f32 GEMMs (0: skip)")->capture_default_str();
-  app.add_option("--gemm-reps", gemm_reps, "timed GEMMs")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_flag("--gemm-only", gemm_only, "only the GEMM measurement (needs --gemm)");
-  CLI11_PARSE(app, argc, argv);
-  try {
-    REMOE_CHECK(!gemm_only || gemm_n > 0, "--gemm-only needs --gemm N with N > 0");
-    REMOE_CHECK(!o.init_only || !o.save_init.empty(), "--init-only needs --save-init PATH");
-    nlohmann::json out;
-    if (!gemm_only) out = run_steps(o);
-    if (gemm_n > 0) out["gemm"] = measure_gemm(gemm_n, gemm_reps);
-    std::cout << out.dump() << std::endl;
-  } catch (const std::exception& e) {
-    std::cerr << "remoe_bench_train_step: " << e.what() << std::endl;
-    return 1;
-  }
-  return 0;
-}
+}  // namespace remoe::experiments

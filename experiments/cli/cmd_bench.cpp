@@ -1,0 +1,70 @@
+// `remoe bench`: speed measurements (benchmarks, never tests).
+//   remoe bench train-step --config B --router topk [--steps 20 --warmup 3]   one JSON object
+//   remoe bench gemm --n 2048 --reps 10                                       Eigen f32 GEMM rate
+// experiments/bench/train_step/compare.py drives `train-step --serve` against PyTorch.
+#include <iostream>
+
+#include "core/error.h"
+#include "experiments/cli/commands.h"
+#include "experiments/train/step_bench.h"
+#include "experiments/train/throughput.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace remoe::cli {
+
+Command add_bench_command(CLI::App& app) {
+  CLI::App* bench = app.add_subcommand("bench", "speed benchmarks: the training step, the GEMM peak");
+  bench->require_subcommand(1);
+
+  CLI::App* step = bench->add_subcommand("train-step", "time remoe's training step on config A or B (JSON on stdout)");
+  auto o = std::make_shared<experiments::StepBenchOptions>();
+  step->add_option("--config", o->config, "A or B")->capture_default_str()->check(CLI::IsMember({"A", "B"}));
+  step->add_option("--router", o->router, "dense, topk, relu or relu_target")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"dense", "topk", "relu", "relu_target"}));
+  step->add_option("--steps", o->steps, "timed steps")->capture_default_str()->check(CLI::PositiveNumber);
+  step->add_option("--warmup", o->warmup, "untimed steps first")->capture_default_str()->check(CLI::NonNegativeNumber);
+  step->add_option("--lr", o->lr, "constant learning rate")->capture_default_str()->check(CLI::NonNegativeNumber);
+  step->add_option("--seed", o->seed, "model and batch seed")->capture_default_str();
+  step->add_option("--init", o->init, "read the initial weights and the batch (written by --save-init)");
+  step->add_option("--save-init", o->save_init, "write the initial weights and the batch (safetensors)");
+  step->add_flag("--init-only", o->init_only, "stop after building (and saving) the initial model");
+  step->add_flag("--serve", o->serve, "one step per 'step' line on stdin, one JSON line each (compare.py)");
+  step->add_flag("--breakdown", o->breakdown, "time forward / loss / backward / clipping / AdamW separately");
+
+  CLI::App* gemm = bench->add_subcommand("gemm", "f32 n×n×n GEMM rates: remoe::matmul and Eigen's own (JSON on stdout)");
+  auto n = std::make_shared<int64_t>(2048);
+  auto reps = std::make_shared<int>(10);
+  gemm->add_option("--n", *n, "matrix size")->capture_default_str()->check(CLI::PositiveNumber);
+  gemm->add_option("--reps", *reps, "timed products")->capture_default_str()->check(CLI::PositiveNumber);
+
+  return [step, gemm, o, n, reps]() {
+    if (step->parsed()) {
+      REMOE_CHECK(!o->init_only || !o->save_init.empty(), "bench train-step: --init-only needs --save-init PATH");
+      std::cout << experiments::run_step_bench(*o).dump() << std::endl;
+    } else if (gemm->parsed()) {
+      int threads = 1;
+#ifdef _OPENMP
+      threads = omp_get_max_threads();
+#endif
+      auto to_json = [](const experiments::GemmPeak& p) {
+        return nlohmann::json{{"gflops", p.gflops}, {"median_gflops", p.median_gflops}, {"best_gflops", p.best_gflops}};
+      };
+      nlohmann::json out = {{"n", *n}, {"reps", *reps}, {"threads", threads},
+#ifdef REMOE_WITH_OPENBLAS
+                            {"matmul_library", "openblas"},
+#else
+                            {"matmul_library", "eigen"},
+#endif
+                            {"matmul", to_json(experiments::measure_gemm_peak(*n, *reps))},
+                            {"eigen", to_json(experiments::measure_eigen_gemm_peak(*n, *reps))}};
+      std::cout << out.dump() << std::endl;
+    }
+    return 0;
+  };
+}
+
+}  // namespace remoe::cli

@@ -1,0 +1,28 @@
+// The training-step benchmark behind `remoe bench train-step`: remoe's Trainer::step on the two
+// configurations of the issue "Model and training on CPU" (A and B), for one FFN kind, timed step
+// by step. experiments/bench/train_step/compare.py alternates it with the same step in PyTorch.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace remoe::experiments {
+
+struct StepBenchOptions {
+  std::string config = "A";      // A or B
+  std::string router = "topk";   // dense, topk, relu (as initialised) or relu_target (sparsity 1 − k/E)
+  int steps = 20, warmup = 3;    // timed steps after untimed ones
+  double lr = 1e-7;              // constant; tiny, so that the routing (the work) stays put
+  uint64_t seed = 1234;          // model and batch
+  std::string init, save_init;   // read / write the initial weights and the batch (safetensors)
+  bool init_only = false;        // stop after --save-init
+  bool breakdown = false;        // time forward / loss / backward / clipping / AdamW separately
+  bool serve = false;            // one step per "step" line on stdin, one JSON line each on stdout
+};
+
+// Builds the model, runs the steps and returns every measurement (per-step ms, sparsity and loss,
+// their medians, model FLOPs per step, phases with `breakdown`) as one JSON object.
+nlohmann::json run_step_bench(const StepBenchOptions& options);
+
+}  // namespace remoe::experiments
