@@ -23,17 +23,13 @@ Tensor moe_dispatch(const Tensor& x, const Routing& routing, const Tensor& count
   Tensor gate_sorted = index_select(routing.gate, 0, order);
   Tensor rows = index_select(x, 0, token_sorted);  // [N, d], expert e's rows are contiguous
 
+  // Every non-empty expert's SwiGLU on its contiguous block of rows, in one fused op.
   std::vector<int64_t> count = counts.to_vector<int64_t>();
-  std::vector<Tensor> blocks;
-  int64_t offset = 0;
-  for (int64_t e = 0; e < experts.size(); ++e) {
-    if (count[e] == 0) continue;  // no token: no work, no gradient
-    blocks.push_back(swiglu_expert(slice(rows, 0, offset, offset + count[e]), experts, e));
-    offset += count[e];
-  }
-  REMOE_CHECK(offset == routing.token.numel(), "moe_dispatch: counts sum to ", offset, " but there are ",
+  int64_t routed = 0;
+  for (int64_t c : count) routed += c;
+  REMOE_CHECK(routed == routing.token.numel(), "moe_dispatch: counts sum to ", routed, " but there are ",
               routing.token.numel(), " routed pairs");
-  Tensor y = blocks.size() == 1 ? blocks[0] : cat(blocks, 0);             // [N, d]
+  Tensor y = grouped_swiglu(rows, count, experts.gate, experts.up, experts.down);  // [N, d]
   Tensor weighted = mul(y, reshape(cast(gate_sorted, y.dtype()), {-1, 1}));  // gate each row
   return index_add(out, 0, token_sorted, weighted);
 }

@@ -125,6 +125,13 @@ Tensor rope(const Tensor& x, double base = 10000.0, int64_t pos_offset = 0);
 // [B, T, Hkv, D] with Hq a multiple of Hkv (query head h reads kv head h / (Hq/Hkv));
 // scale 1/sqrt(D). Output [B, T, Hq, D]. Fused streaming kernel (online softmax) and backward.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = true);
+// The experts of a dropless MoE layer (ops/grouped_swiglu.cpp): x [N, d] holds the rows of
+// expert e contiguously (group_rows[e] of them, in order); each group goes through its SwiGLU
+// FFN (silu(x·Wg_e) ∘ (x·Wu_e))·Wd_e with Wg_e, Wu_e [d, w] and Wd_e [w, d]. Output [N, d]. One
+// fused node: the groups' GEMMs read and write blocks of shared buffers. Experts with no rows do
+// no work and get no gradient.
+Tensor grouped_swiglu(const Tensor& x, const std::vector<int64_t>& group_rows, const std::vector<Tensor>& w_gate,
+                      const std::vector<Tensor>& w_up, const std::vector<Tensor>& w_down);
 
 // The composed versions of the fused ops, built from basic ops only: the test oracle and the
 // reference a reader can check against the paper's formulas.
@@ -134,6 +141,8 @@ Tensor rope(const Tensor& x, double base = 10000.0, int64_t pos_offset = 0);
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = true);
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100);
 Tensor swiglu(const Tensor& gate, const Tensor& up);
+Tensor grouped_swiglu(const Tensor& x, const std::vector<int64_t>& group_rows, const std::vector<Tensor>& w_gate,
+                      const std::vector<Tensor>& w_up, const std::vector<Tensor>& w_down);
 }  // namespace composed
 
 // ---------------- embedding and index ops (ops/index.cpp) ----------------
