@@ -12,6 +12,12 @@
 //             dWu_e = x_eᵀ·dHu_e.
 // An expert with no rows does no work and gets no gradient (as in PyTorch, where its weights never
 // enter the graph).
+#include <algorithm>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "ops/common.h"
 #include "ops/cpu/elementwise.h"
 #include "ops/cpu/matmul.h"
@@ -50,6 +56,35 @@ int64_t check_grouped_swiglu(const Tensor& x, const std::vector<int64_t>& group_
   return w;
 }
 
+// Runs fn(e) for every non-empty group e (rows [start[e], start[e + 1])). When there are at least
+// as many groups as threads and none holds more than a thread's share of the rows, the groups are
+// spread over the threads, largest first, each running its GEMMs single-threaded (a GEMM called
+// inside a parallel region does not split itself): for the small per-expert GEMMs of a MoE layer
+// this beats splitting every GEMM over the threads. Otherwise (one dominant expert, one thread),
+// the groups run one after the other with multi-threaded GEMMs.
+template <class F>
+void for_each_group(const std::vector<int64_t>& start, F fn) {
+  std::vector<int64_t> groups;
+  for (size_t e = 0; e + 1 < start.size(); ++e)
+    if (start[e + 1] > start[e]) groups.push_back(static_cast<int64_t>(e));
+  auto rows = [&start](int64_t e) { return start[e + 1] - start[e]; };
+  int threads = 1;
+#ifdef _OPENMP
+  if (!omp_in_parallel()) threads = omp_get_max_threads();
+#endif
+  const int64_t total = start.back(), largest = groups.empty() ? 0 : rows(*std::max_element(
+      groups.begin(), groups.end(), [&](int64_t a, int64_t b) { return rows(a) < rows(b); }));
+  const bool spread = threads > 1 && static_cast<int64_t>(groups.size()) >= threads && largest * threads <= total;
+  if (!spread) {
+    for (int64_t e : groups) fn(e);
+    return;
+  }
+  std::stable_sort(groups.begin(), groups.end(), [&](int64_t a, int64_t b) { return rows(a) > rows(b); });
+  const int64_t n = static_cast<int64_t>(groups.size());
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t i = 0; i < n; ++i) fn(groups[i]);
+}
+
 }  // namespace
 
 Tensor grouped_swiglu(const Tensor& x_in, const std::vector<int64_t>& group_rows, const std::vector<Tensor>& w_gate,
@@ -66,14 +101,12 @@ Tensor grouped_swiglu(const Tensor& x_in, const std::vector<int64_t>& group_rows
   Tensor hg = empty({N, w}, opt), hu = empty({N, w}, opt), a = empty({N, w}, opt), y = empty({N, d}, opt);
   {
     NoGradGuard no_grad;  // the kernels write into blocks of the buffers; nothing is recorded
-    for (int64_t e = 0; e < E; ++e) {
-      if (group_rows[e] == 0) continue;
+    for_each_group(start, [&](int64_t e) {
       cpu::matmul(rows_of(x, e), w_gate[e].detach(), rows_of(hg, e));
       cpu::matmul(rows_of(x, e), w_up[e].detach(), rows_of(hu, e));
-    }
+    });
     cpu::binary(cpu::BinaryOp::swiglu, hg, hu, a);  // all experts' rows in one pass
-    for (int64_t e = 0; e < E; ++e)
-      if (group_rows[e] > 0) cpu::matmul(rows_of(a, e), w_down[e].detach(), rows_of(y, e));
+    for_each_group(start, [&](int64_t e) { cpu::matmul(rows_of(a, e), w_down[e].detach(), rows_of(y, e)); });
   }
 
   std::vector<Tensor> inputs{x_in};
@@ -91,34 +124,31 @@ Tensor grouped_swiglu(const Tensor& x_in, const std::vector<int64_t>& group_rows
                   NoGradGuard no_grad;
                   const Tensor g = contiguous_data(g_in);
                   auto rows_of = [&start](const Tensor& t, int64_t e) { return slice(t, 0, start[e], start[e + 1]); };
-                  auto empty_group = [&start](int64_t e) { return start[e + 1] == start[e]; };
                   auto need_w = [&need, E](int which, int64_t e) { return need[1 + which * E + e]; };
+                  // Output buffers are allocated before the (possibly parallel) group loops.
                   std::vector<Tensor> grads(1 + 3 * E);
+                  for (int which : {0, 1, 2})
+                    for (int64_t e = 0; e < E; ++e)
+                      if (start[e + 1] > start[e] && need_w(which, e))
+                        grads[1 + which * E + e] = empty(which == 2 ? Shape{w, d} : Shape{d, w}, opt);
                   Tensor da = empty({N, w}, opt);
-                  for (int64_t e = 0; e < E; ++e) {
-                    if (empty_group(e)) continue;
+                  for_each_group(start, [&](int64_t e) {
                     cpu::matmul(rows_of(g, e), transpose(wd[e], 0, 1), rows_of(da, e));
-                    if (need_w(2, e)) {
-                      grads[1 + 2 * E + e] = empty({w, d}, opt);
-                      cpu::matmul(transpose(rows_of(a, e), 0, 1), rows_of(g, e), grads[1 + 2 * E + e]);
-                    }
-                  }
+                    if (need_w(2, e)) cpu::matmul(transpose(rows_of(a, e), 0, 1), rows_of(g, e), grads[1 + 2 * E + e]);
+                  });
                   Tensor dhg = empty({N, w}, opt), dhu = empty({N, w}, opt);
                   cpu::swiglu_backward(hg, hu, da, dhg, dhu);  // all experts' rows in one pass
                   Tensor dx = need[0] ? empty({N, d}, opt) : Tensor();
-                  for (int64_t e = 0; e < E; ++e) {
-                    if (empty_group(e)) continue;
+                  for_each_group(start, [&](int64_t e) {
                     if (need[0]) {
                       cpu::matmul(rows_of(dhg, e), transpose(wg[e], 0, 1), rows_of(dx, e));
                       cpu::matmul(rows_of(dhu, e), transpose(wu[e], 0, 1), rows_of(dx, e), /*accumulate=*/true);
                     }
-                    for (int which : {0, 1}) {
-                      if (!need_w(which, e)) continue;
-                      Tensor gw = empty({d, w}, opt);
-                      cpu::matmul(transpose(rows_of(x, e), 0, 1), rows_of(which == 0 ? dhg : dhu, e), gw);
-                      grads[1 + which * E + e] = gw;
-                    }
-                  }
+                    for (int which : {0, 1})
+                      if (need_w(which, e))
+                        cpu::matmul(transpose(rows_of(x, e), 0, 1), rows_of(which == 0 ? dhg : dhu, e),
+                                    grads[1 + which * E + e]);
+                  });
                   grads[0] = dx;
                   return grads;
                 });

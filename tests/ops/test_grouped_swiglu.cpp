@@ -2,6 +2,10 @@
 // matmuls, swiglu, cat), finite differences, empty groups, and argument errors.
 #include "test_util.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 using namespace remoe;
 using namespace remoe::test;
 
@@ -96,6 +100,31 @@ TEST_CASE("grouped_swiglu gradcheck (f64)") {
           return grouped_swiglu(in[0], r, g, u, dn);
         },
         ex.all());
+  }
+}
+
+TEST_CASE("grouped_swiglu: experts spread over threads or run one by one give the same result") {
+  // Balanced groups are spread over the threads (one expert per thread at a time); one dominant
+  // group, or one thread, runs them one after the other. Both must compute the same thing.
+  for (const std::vector<int64_t>& rows : {std::vector<int64_t>{6, 5, 7, 0, 6}, std::vector<int64_t>{30, 2, 1}}) {
+    Experts ex = make_experts(rows, 8, 12, 31);
+    Tensor y_many = grouped_swiglu(ex.x, rows, ex.gate, ex.up, ex.down);
+    std::vector<Tensor> g_many = grads_of(y_many, ex.all(), 5);
+#ifdef _OPENMP
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(1);
+#endif
+    Tensor y_one = grouped_swiglu(ex.x, rows, ex.gate, ex.up, ex.down);
+    std::vector<Tensor> g_one = grads_of(y_one, ex.all(), 5);
+#ifdef _OPENMP
+    omp_set_num_threads(before);
+#endif
+    CHECK_CLOSE(y_many, y_one, 1e-13, 1e-12);
+    for (size_t i = 0; i < g_many.size(); ++i) {
+      CAPTURE(i);
+      REQUIRE(g_many[i].defined() == g_one[i].defined());
+      if (g_many[i].defined()) CHECK_CLOSE(g_many[i], g_one[i], 1e-12, 1e-11);
+    }
   }
 }
 
