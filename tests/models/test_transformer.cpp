@@ -93,19 +93,20 @@ TEST_CASE("a tiny model's loss falls on real text, for each FFN") {
 }
 
 // Spec §2, "three stages": from near-dense (λ tiny) through sparsifying to stable at 1 − k/E.
-// Sparsity of one step is measured over L·T·E = 2·(2048 or 4096)·8 router entries, so it is noisy (±0.02 per
-// step at this size); "settled" and "stays" are judged on its 10-step moving average, the raw
-// per-step excursions are reported. Setting: d 64, 2 layers, byte tokens, E = 8 with k = 1 (the
-// paper's main setting, target 0.875; 32 × 64 tokens a step) and k = 2 (0.75; 64 × 64 tokens).
+// Sparsity of one step is measured over L·T·E = 2·(2048 or 4096)·8 router entries, so it is noisy
+// (±0.02 per step at this size); "settled" and "stays" are judged on its 10-step moving average,
+// the raw per-step excursions are reported. Setting: d 64, 2 layers, byte tokens, E = 8 with k = 1
+// (the paper's main setting, target 0.875; 32 × 64 tokens a step) and k = 2 (0.75; 64 × 64 tokens).
 // What this scale can and cannot show (measured with the seed and thread count varied): at a much
 // smaller batch (8 × 32) or lr 3e-3 the tiny model drifts *sparser* than the target on the LM loss
 // alone, and λ decays to ~1e-30 and cannot pull it back (a ReLU router has no gradient for inactive
 // pairs). E = 4, k = 1 settles too but is fragile in stage III: after the stage-II overshoot λ
 // decays for ~100 steps (the controller has no floor, as in the paper) to ~1e-13, and when the LM
-// then drifts denser, λ needs ~100 steps to climb back, leaving the band meanwhile (2 of 2 seeds
-// with the current kernels). E = 8, k = 1 held the band in stage III for 6 of 6 runs (seeds 1–3,
-// lr 1e-3 and 5e-4); E = 8, k = 2 did so for 3 of 3 seeds with 64 × 64 tokens a step, but only for
-// 2 of 5 (seed, lr) runs with 32 × 64, hence its larger batch.
+// then drifts denser, λ needs ~100 steps to climb back, leaving the band meanwhile (with the
+// current kernels: seed 1 at 32 × 64 and seed 2 at 64 × 64 tokens did; seed 1 at 64 × 64 held).
+// E = 8, k = 1 held the band in stage III for 6 of 6 runs (seeds 1–3, lr 1e-3 and 5e-4); E = 8,
+// k = 2 did so for 3 of 3 seeds with 64 × 64 tokens a step, but only for 2 of 5 (seed, lr) runs
+// with 32 × 64, hence its larger batch.
 //
 // Skipped (visibly) in sanitizer builds: it checks training dynamics, not memory safety (the same
 // trainer and router paths run under ASan in the other model tests), the trajectory depends on the
