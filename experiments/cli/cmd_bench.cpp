@@ -1,6 +1,6 @@
 // `remoe bench`: speed measurements (benchmarks, never tests).
 //   remoe bench train-step --config B --router topk [--steps 20 --warmup 3]   one JSON object
-//   remoe bench gemm --n 2048 --reps 10                                       Eigen f32 GEMM rate
+//   remoe bench gemm --n 2048 --reps 10            f32 GEMM rates: remoe::matmul and Eigen's own
 // experiments/bench/train_step/compare.py drives `train-step --serve` against PyTorch.
 #include <iostream>
 

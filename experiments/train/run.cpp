@@ -241,13 +241,11 @@ RunResult run_training(RunOptions options) {
     const int64_t done = step + 1;
     result.steps_done = done;
     if (done % cfg.integer("log.interval") == 0 || done == steps) {
-      std::vector<double> recent(step_ms.end() - std::min<ptrdiff_t>(static_cast<ptrdiff_t>(window), static_cast<ptrdiff_t>(step_ms.size())), step_ms.end());
-      std::sort(recent.begin(), recent.end());
-      const double med_ms = recent[recent.size() / 2];
+      const double med_ms = median(std::vector<double>(
+          step_ms.end() - std::min<ptrdiff_t>(static_cast<ptrdiff_t>(window), static_cast<ptrdiff_t>(step_ms.size())),
+          step_ms.end()));
       const double tok_s = static_cast<double>(m.tokens) / (med_ms / 1000.0);
-      const double active = model_config.ffn == "dense" ? 0.0
-                            : model_config.ffn == "topk" ? static_cast<double>(model_config.active())
-                                                         : (1.0 - sparsity_sum / window) * static_cast<double>(experts);
+      const double active = active_experts_per_token(model_config, sparsity_sum / static_cast<double>(window));
       const double mfu = training_flops_per_token(model_config, seq_len, active) * tok_s / (gemm_gflops * 1e9);
       const double eta_s = med_ms / 1000.0 * static_cast<double>(steps - done);
       const double n = static_cast<double>(window);
@@ -281,8 +279,7 @@ RunResult run_training(RunOptions options) {
   // The caller prints why the run stopped; the log file keeps it too.
   if (result.end != RunEnd::Finished) append_line(result.dir / "train.log", result.message);
 
-  std::vector<double> sorted = step_ms;
-  std::sort(sorted.begin(), sorted.end());
+  const double median_ms = step_ms.empty() ? 0.0 : median(step_ms);
   ordered_json summary = {{"end", result.end == RunEnd::Finished ? "finished"
                                   : result.end == RunEnd::Interrupted ? "interrupted" : "failed"},
                           {"message", result.message},
@@ -290,8 +287,8 @@ RunResult run_training(RunOptions options) {
                           {"router", model_config.ffn},
                           {"parameters", model.num_parameters()},
                           {"wall_seconds", std::chrono::duration<double>(Clock::now() - run_start).count()},
-                          {"median_ms_per_step", sorted.empty() ? 0.0 : sorted[sorted.size() / 2]},
-                          {"tokens_per_s", sorted.empty() ? 0.0 : static_cast<double>(batch * micro * seq_len) / (sorted[sorted.size() / 2] / 1000.0)},
+                          {"median_ms_per_step", median_ms},
+                          {"tokens_per_s", step_ms.empty() ? 0.0 : static_cast<double>(batch * micro * seq_len) / (median_ms / 1000.0)},
                           {"final_train_loss", m.lm_loss},
                           {"final_sparsity", m.sparsity},
                           {"final_lambda", m.lambda},

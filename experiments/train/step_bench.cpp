@@ -1,6 +1,6 @@
 // `remoe bench train-step` (issue "Model and training on CPU"): times Trainer::step (forward,
 // backward, grad-norm clipping, AdamW, λ update) on one of the two benchmark configurations and one
-// FFN kind, and measures the machine's single-precision GEMM rate on the same thread count.
+// FFN kind (`remoe bench gemm` measures the GEMM peak).
 // experiments/bench/train_step/compare.py runs it against the PyTorch step (torch_step.py).
 //
 // The learning rate is a tiny constant (default 1e-7): its value does not change the cost of a
@@ -143,14 +143,6 @@ std::vector<double> make_relu_sparse(remoe::Transformer& model, const Tensor& ba
   return achieved;
 }
 
-// Median of a copy.
-double median(std::vector<double> v) {
-  REMOE_CHECK(!v.empty(), "median of nothing");
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 // Per-phase wall times of a step (--breakdown), in milliseconds, one entry per timed step.
 struct PhaseTimes {
   std::map<std::string, std::vector<double>> ms;
@@ -275,9 +267,7 @@ nlohmann::json run_step_bench(const StepBenchOptions& o) {
   // Model FLOPs of a step, with the experts per token measured on the timed steps (relu).
   double mean_sparsity = 0;
   for (double x : sparsity) mean_sparsity += x / static_cast<double>(sparsity.size());
-  const double active = mc.ffn == "dense" ? 0.0
-                        : mc.ffn == "topk" ? static_cast<double>(mc.active())
-                                           : static_cast<double>(mc.experts()) * (1.0 - mean_sparsity);
+  const double active = active_experts_per_token(mc, mean_sparsity);
   const double flops = training_flops_per_token(mc, s.seq, active) * static_cast<double>(s.batch * s.seq);
   int threads = 1;
 #ifdef _OPENMP

@@ -12,6 +12,19 @@
 
 namespace remoe::experiments {
 
+double median(std::vector<double> values) {
+  REMOE_CHECK(!values.empty(), "median of no values");
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+double active_experts_per_token(const ModelConfig& c, double sparsity) {
+  if (c.ffn == "dense") return 0.0;
+  if (c.ffn == "topk") return static_cast<double>(c.active());
+  return static_cast<double>(c.experts()) * (1.0 - sparsity);
+}
+
 double training_flops_per_token(const ModelConfig& c, int64_t seq_len, double active_experts) {
   const double d = static_cast<double>(c.d_model), hd = static_cast<double>(c.head_dim());
   const double q_out = static_cast<double>(c.n_heads) * hd, kv_out = static_cast<double>(c.n_kv_heads) * hd;
@@ -43,11 +56,8 @@ GemmPeak time_gemms(int64_t n, int reps, Product product) {
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (i > 0) peak.gflops.push_back(2.0 * static_cast<double>(n * n * n) / s * 1e-9);
   }
-  std::vector<double> sorted = peak.gflops;
-  std::sort(sorted.begin(), sorted.end());
-  const size_t m = sorted.size();
-  peak.median_gflops = m % 2 ? sorted[m / 2] : 0.5 * (sorted[m / 2 - 1] + sorted[m / 2]);
-  peak.best_gflops = sorted.back();
+  peak.median_gflops = median(peak.gflops);
+  peak.best_gflops = *std::max_element(peak.gflops.begin(), peak.gflops.end());
   return peak;
 }
 

@@ -8,6 +8,13 @@
 
 namespace remoe::experiments {
 
+// The median of `values` (the mean of the middle two for an even count); throws when empty.
+double median(std::vector<double> values);
+
+// Experts a token runs through, for the MFU count: none for dense (its FFN is counted whole), k for
+// TopK, E·(1 − sparsity) for ReLU routing.
+double active_experts_per_token(const ModelConfig& c, double sparsity);
+
 // Model FLOPs of one training token (forward + backward = 3 × forward), counting matmuls only:
 // attention projections, the causal half of the scores QKᵀ and P·V, the active experts' SwiGLU
 // (active_experts_per_token of them; ignored for dense), the router and the LM head. Embedding

@@ -45,6 +45,16 @@ std::vector<Tensor> grads_of(const Tensor& out, const std::vector<Tensor>& input
   return g;
 }
 
+// Both lists define the same gradients (undefined where an input gets none), close elementwise.
+void check_same_grads(const std::vector<Tensor>& got, const std::vector<Tensor>& want, double atol, double rtol) {
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    CAPTURE(i);
+    REQUIRE(got[i].defined() == want[i].defined());
+    if (got[i].defined()) CHECK_CLOSE(got[i], want[i], atol, rtol);
+  }
+}
+
 // (rows per group, d, w): odd sizes, empty groups first, in the middle and last, one group.
 const std::vector<std::tuple<std::vector<int64_t>, int64_t, int64_t>> kCases = {
     {{3, 5, 2}, 4, 6}, {{0, 7, 0, 1}, 5, 3}, {{9}, 3, 7}, {{1, 0, 2, 0}, 2, 2}, {{17, 33, 4}, 16, 24}};
@@ -60,12 +70,7 @@ TEST_CASE("grouped_swiglu: forward and every gradient match the composed version
     Tensor fused = grouped_swiglu(ex.x, rows, ex.gate, ex.up, ex.down);
     Tensor ref = composed::grouped_swiglu(ex.x, rows, ex.gate, ex.up, ex.down);
     CHECK_CLOSE(fused, ref, 1e-13, 1e-12);
-    std::vector<Tensor> gf = grads_of(fused, ex.all(), seed), gr = grads_of(ref, ex.all(), seed);
-    for (size_t i = 0; i < gf.size(); ++i) {
-      CAPTURE(i);
-      REQUIRE(gf[i].defined() == gr[i].defined());
-      if (gf[i].defined()) CHECK_CLOSE(gf[i], gr[i], 1e-12, 1e-10);
-    }
+    check_same_grads(grads_of(fused, ex.all(), seed), grads_of(ref, ex.all(), seed), 1e-12, 1e-10);
   }
 }
 
@@ -120,11 +125,7 @@ TEST_CASE("grouped_swiglu: experts spread over threads or run one by one give th
     omp_set_num_threads(before);
 #endif
     CHECK_CLOSE(y_many, y_one, 1e-13, 1e-12);
-    for (size_t i = 0; i < g_many.size(); ++i) {
-      CAPTURE(i);
-      REQUIRE(g_many[i].defined() == g_one[i].defined());
-      if (g_many[i].defined()) CHECK_CLOSE(g_many[i], g_one[i], 1e-12, 1e-11);
-    }
+    check_same_grads(g_many, g_one, 1e-12, 1e-11);
   }
 }
 
