@@ -106,4 +106,10 @@ void init_zeros(const Tensor& t) {
   copy_(t, zeros(t.shape(), {t.dtype(), t.device()}));
 }
 
+Tensor normal_weight(const Shape& shape, double std, Generator& gen) {
+  Tensor t = empty(shape);
+  init_normal(t, std, gen);
+  return t;
+}
+
 }  // namespace remoe

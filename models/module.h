@@ -106,6 +106,8 @@ inline double output_init_std(int64_t n_layers, double std = kInitStd) {
 
 // Fills t with N(0, std²) drawn from gen (consuming t.numel() numbers of its stream).
 void init_normal(const Tensor& t, double std, Generator& gen);
+// A new f32 weight of `shape` drawn from N(0, std²).
+Tensor normal_weight(const Shape& shape, double std, Generator& gen);
 void init_ones(const Tensor& t);   // norm gains
 void init_zeros(const Tensor& t);
 

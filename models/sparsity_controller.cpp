@@ -17,7 +17,7 @@ SparsityController::SparsityController(SparsityControllerConfig config) : config
 }
 
 double SparsityController::target() const {
-  return 1.0 - static_cast<double>(config_.k) / static_cast<double>(config_.num_experts);
+  return target_sparsity(config_.k, config_.num_experts);
 }
 
 void SparsityController::apply(bool too_dense) {

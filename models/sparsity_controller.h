@@ -9,6 +9,15 @@
 
 namespace remoe {
 
+// The one definition of router sparsity (paper, the S_i before Eq. 12): the fraction of the
+// (layer, token, expert) slots whose gate is zero, S = 1 − active / slots; and its target 1 − k/E.
+inline double routing_sparsity(int64_t active_pairs, int64_t slots) {
+  return slots > 0 ? 1.0 - static_cast<double>(active_pairs) / static_cast<double>(slots) : 0.0;
+}
+inline double target_sparsity(int64_t k, int64_t num_experts) {
+  return 1.0 - static_cast<double>(k) / static_cast<double>(num_experts);
+}
+
 struct SparsityControllerConfig {
   int64_t k = 1;            // active experts per token on average (k·G with granularity G)
   int64_t num_experts = 8;  // E (E·G with granularity G)

@@ -2,6 +2,7 @@
 // the step's micro-batches (gradient accumulation), global grad-norm clipping, AdamW with the
 // scheduled learning rate, and the ReMoE λ update from the step's sparsity (spec §2–3).
 #pragma once
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -19,10 +20,11 @@ struct Batch {
 
 struct StepMetrics {
   int64_t step = 0;       // index of the step just taken (0-based)
-  double loss = 0;        // total loss (lm + aux or + λ·L_reg), mean over micro-batches
+  double loss = 0;        // total loss (lm + the router's term), mean over micro-batches
   double lm_loss = 0;     // LM cross-entropy, mean over micro-batches
   double aux_loss = 0;    // TopK: Σ_l aux_l
   double reg_loss = 0;    // ReLU: L_reg
+  double router_loss = 0; // what the router added to the loss: aux, or λ·L_reg
   double sparsity = 0;    // 1 − active pairs / (L·T·E) over the whole step (MoE only)
   double lambda = 0;      // λ used in this step's loss (before the update)
   double lr = 0;
@@ -41,6 +43,9 @@ class Trainer {
   int64_t steps_taken() const { return step_; }
   void set_steps_taken(int64_t s) { step_ = s; }
   AdamW& optimizer() { return optimizer_; }
+  // Called with a phase name ("forward", "loss", "backward", "clip_grad_norm", "adamw") as each
+  // phase of step() ends: the benchmark's --breakdown timer. Empty = no call.
+  void set_phase_hook(std::function<void(const char*)> hook) { phase_hook_ = std::move(hook); }
   SparsityController& controller() { return controller_; }
 
  private:
@@ -50,6 +55,10 @@ class Trainer {
   SparsityController controller_;
   double clip_norm_;
   int64_t step_ = 0;
+  std::function<void(const char*)> phase_hook_;
+  void phase_done(const char* name) const {
+    if (phase_hook_) phase_hook_(name);
+  }
 };
 
 }  // namespace remoe

@@ -3,19 +3,9 @@
 #include <cmath>
 
 namespace remoe {
-namespace {
-
-Tensor new_weight(const Shape& shape, double std, Generator& gen) {
-  Tensor t = empty(shape);
-  init_normal(t, std, gen);
-  return t;
-}
-
-}  // namespace
 
 void ModelConfig::validate() const {
-  REMOE_CHECK(ffn == "dense" || ffn == "topk" || ffn == "relu", "model.ffn = '", ffn,
-              "' is not one of dense, topk, relu");
+  const RouterSpec& router = router_spec(ffn);  // names the registered routers
   REMOE_CHECK(d_model > 0 && n_layers > 0 && vocab_size > 0, "model: d_model, n_layers and vocab_size must be > 0");
   REMOE_CHECK(n_heads > 0 && d_model % n_heads == 0, "model.n_heads = ", n_heads, " must divide d_model = ", d_model);
   REMOE_CHECK(head_dim() % 2 == 0, "model: head_dim = d_model / n_heads = ", head_dim(), " must be even (RoPE)");
@@ -25,10 +15,15 @@ void ModelConfig::validate() const {
   REMOE_CHECK((ffn_hidden > 0 ? ffn_hidden : 4 * d_model) % granularity == 0, "moe.granularity = ", granularity,
               " must divide the FFN width ", (ffn_hidden > 0 ? ffn_hidden : 4 * d_model));
   REMOE_CHECK(dense_multiplier >= 1, "model.dense_multiplier = ", dense_multiplier, " must be >= 1");
-  if (ffn != "dense") {
+  if (router.routes_tokens) {
     REMOE_CHECK(num_experts >= 1, "moe.num_experts = ", num_experts, " must be >= 1");
     REMOE_CHECK(topk >= 1 && topk <= num_experts, "moe.topk = ", topk, " must be in [1, num_experts = ", num_experts, "]");
   }
+  REMOE_CHECK(topk_warmup_k >= 0 && topk_warmup_k <= num_experts, "moe.topk_warmup_k = ", topk_warmup_k,
+              " must be in [0, num_experts = ", num_experts, "]");
+  REMOE_CHECK(topk_warmup_steps >= 0, "moe.topk_warmup_steps = ", topk_warmup_steps, " must be >= 0");
+  REMOE_CHECK(lory_segment >= 1, "moe.lory_segment = ", lory_segment, " must be >= 1");
+  REMOE_CHECK(sparsemixer_eps >= 0, "moe.sparsemixer_eps = ", sparsemixer_eps, " must be >= 0");
 }
 
 RMSNorm::RMSNorm(int64_t d, double eps) : eps_(eps) { weight_ = register_parameter("weight", ones({d})); }
@@ -36,10 +31,10 @@ RMSNorm::RMSNorm(int64_t d, double eps) : eps_(eps) { weight_ = register_paramet
 Attention::Attention(const ModelConfig& c, Generator& gen)
     : n_heads_(c.n_heads), n_kv_heads_(c.n_kv_heads), head_dim_(c.head_dim()), rope_base_(c.rope_base) {
   const int64_t d = c.d_model, hd = c.head_dim();
-  wq_ = register_parameter("wq", new_weight({d, c.n_heads * hd}, kInitStd, gen));
-  wk_ = register_parameter("wk", new_weight({d, c.n_kv_heads * hd}, kInitStd, gen));
-  wv_ = register_parameter("wv", new_weight({d, c.n_kv_heads * hd}, kInitStd, gen));
-  wo_ = register_parameter("wo", new_weight({c.n_heads * hd, d}, output_init_std(c.n_layers), gen));
+  wq_ = register_parameter("wq", normal_weight({d, c.n_heads * hd}, kInitStd, gen));
+  wk_ = register_parameter("wk", normal_weight({d, c.n_kv_heads * hd}, kInitStd, gen));
+  wv_ = register_parameter("wv", normal_weight({d, c.n_kv_heads * hd}, kInitStd, gen));
+  wo_ = register_parameter("wo", normal_weight({c.n_heads * hd, d}, output_init_std(c.n_layers), gen));
 }
 
 Tensor Attention::forward(const Tensor& x) const {
@@ -51,77 +46,41 @@ Tensor Attention::forward(const Tensor& x) const {
   return matmul(reshape(o, {B, T, n_heads_ * head_dim_}), wo_);
 }
 
-SwiGLU::SwiGLU(int64_t d, int64_t hidden, double out_std, Generator& gen) {
-  gate = register_parameter("w_gate", new_weight({d, hidden}, kInitStd, gen));
-  up = register_parameter("w_up", new_weight({d, hidden}, kInitStd, gen));
-  down = register_parameter("w_down", new_weight({hidden, d}, out_std, gen));
-}
-
-DenseFFN::DenseFFN(const ModelConfig& c, Generator& gen) {
-  // Dense: one SwiGLU of width k·d_ffn·M (k = 1 for the plain dense baseline).
-  mlp_ = register_module("mlp", std::make_shared<SwiGLU>(c.d_model, c.expert_width() * c.granularity * c.dense_multiplier,
-                                                         output_init_std(c.n_layers), gen));
-}
-
-Tensor DenseFFN::forward(const Tensor& x, LayerRouting*) const { return mlp_->forward(x); }
-
-MoEFFN::MoEFFN(const ModelConfig& c, Generator& gen)
-    : kind_(c.ffn), k_(c.active()), aux_coeff_(c.aux_loss_coeff), load_balanced_(c.l1_load_balanced) {
-  const int64_t E = c.experts();
-  router_ = register_parameter("router", new_weight({c.d_model, E}, kInitStd, gen));
-  auto list = register_module("experts", std::make_shared<ModuleList>());
-  for (int64_t e = 0; e < E; ++e) {
-    auto ex = list->push_back(std::make_shared<SwiGLU>(c.d_model, c.expert_width(), output_init_std(c.n_layers), gen));
-    experts_.gate.push_back(ex->gate);
-    experts_.up.push_back(ex->up);
-    experts_.down.push_back(ex->down);
-  }
-}
-
-Tensor MoEFFN::forward(const Tensor& x, LayerRouting* routing) const {
-  Tensor logits = matmul(x, router_);  // [T, E]
-  RouterOutput r = kind_ == "topk" ? route_topk(logits, k_, aux_coeff_) : route_relu(logits, k_, load_balanced_);
-  if (routing) *routing = {r.counts, r.active_pairs, r.tokens, r.aux_loss, r.reg_loss};
-  return moe_dispatch(x, r.routing, r.counts, experts_);
-}
-
 Block::Block(const ModelConfig& c, Generator& gen) {
   attn_norm_ = register_module("attn_norm", std::make_shared<RMSNorm>(c.d_model, c.norm_eps));
   attn_ = register_module("attn", std::make_shared<Attention>(c, gen));
   ffn_norm_ = register_module("ffn_norm", std::make_shared<RMSNorm>(c.d_model, c.norm_eps));
-  if (c.ffn == "dense") {
-    ffn_ = register_module("ffn", std::make_shared<DenseFFN>(c, gen));
-  } else {
-    ffn_ = register_module("ffn", std::make_shared<MoEFFN>(c, gen));
-  }
+  ffn_ = register_module("ffn", router_spec(c.ffn).make_ffn(c, gen));
 }
 
-Tensor Block::forward(const Tensor& x, LayerRouting* routing) const {
+Tensor Block::forward(const Tensor& x, const RouteContext& ctx, std::optional<RouterOutput>* routing) const {
   const int64_t B = x.size(0), T = x.size(1), d = x.size(2);
   Tensor h = add(x, attn_->forward(attn_norm_->forward(x)));
-  Tensor f = ffn_->forward(reshape(ffn_norm_->forward(h), {B * T, d}), routing);
+  Tensor f = ffn_->forward(reshape(ffn_norm_->forward(h), {B * T, d}), ctx, routing);
   return add(h, reshape(f, {B, T, d}));
 }
 
-Transformer::Transformer(const ModelConfig& c) : config_(c) {
+Transformer::Transformer(const ModelConfig& c) : config_(c), router_(&router_spec(c.ffn)) {
   c.validate();
   Generator gen(c.seed);
-  embed_ = register_parameter("embed", new_weight({c.vocab_size, c.d_model}, kInitStd, gen));
+  embed_ = register_parameter("embed", normal_weight({c.vocab_size, c.d_model}, kInitStd, gen));
   layers_ = register_module("layers", std::make_shared<ModuleList>());
   for (int64_t l = 0; l < c.n_layers; ++l) layers_->push_back(std::make_shared<Block>(c, gen));
   final_norm_ = register_module("final_norm", std::make_shared<RMSNorm>(c.d_model, c.norm_eps));
-  lm_head_ = register_parameter("lm_head", new_weight({c.d_model, c.vocab_size}, kInitStd, gen));
+  lm_head_ = register_parameter("lm_head", normal_weight({c.d_model, c.vocab_size}, kInitStd, gen));
 }
 
-ForwardOutput Transformer::forward(const Tensor& tokens) const {
+ForwardOutput Transformer::forward(const Tensor& tokens, ForwardOptions options) const {
   REMOE_CHECK(tokens.dim() == 2, "Transformer::forward: tokens must be [B, T], got ", shape_str(tokens.shape()));
   const int64_t B = tokens.size(0), T = tokens.size(1);
   ForwardOutput out;
   Tensor x = embedding(embed_, tokens);  // [B, T, d]
+  RouteContext ctx{reshape(contiguous(tokens), {B * T}), B, T, options.step, 0, config_.seed};
   for (size_t l = 0; l < layers_->size(); ++l) {
-    LayerRouting r;
-    x = layers_->at<Block>(l)->forward(x, is_moe() ? &r : nullptr);
-    if (is_moe()) out.layers.push_back(r);
+    std::optional<RouterOutput> r;
+    ctx.layer = static_cast<int64_t>(l);
+    x = layers_->at<Block>(l)->forward(x, ctx, &r);
+    if (r) out.layers.push_back(std::move(*r));
   }
   out.logits = matmul(reshape(final_norm_->forward(x), {B * T, config_.d_model}), lm_head_);
   return out;
@@ -133,20 +92,23 @@ LossParts compute_loss(const Transformer& model, const ForwardOutput& out, const
   Tensor lm = cross_entropy(out.logits, reshape(targets, {-1}));
   p.lm = lm.item();
   p.total = lm;
-  if (out.layers.empty()) return p;
   Tensor router_term;
-  for (const LayerRouting& r : out.layers) {
-    Tensor term = c.ffn == "topk" ? r.aux_loss : r.reg_loss;
-    router_term = router_term.defined() ? add(router_term, term) : term;
+  for (const RouterOutput& r : out.layers) {
+    if (r.loss.defined()) router_term = router_term.defined() ? add(router_term, r.loss) : r.loss;
     p.active_pairs += r.active_pairs;
-    p.routing_slots += r.tokens * c.experts();
+    p.routing_slots += r.tokens * r.experts;
   }
-  if (c.ffn == "topk") {
+  const RouterLoss kind = model.router().loss;
+  if (!router_term.defined() || kind == RouterLoss::none) return p;
+  if (kind == RouterLoss::aux) {
     p.aux = router_term.item();  // Σ over layers (spec §2)
+    p.router_term = p.aux;
     p.total = add(lm, cast(router_term, lm.dtype()));
   } else {
-    Tensor reg = div(router_term, static_cast<double>(out.layers.size()));  // L_reg: 1/L of Eq. 10
+    // L_reg: the 1/L of Eq. 10, or the reference code's plain sum over layers.
+    Tensor reg = c.l1_sum_over_layers ? router_term : div(router_term, static_cast<double>(out.layers.size()));
     p.reg = reg.item();
+    p.router_term = lambda * p.reg;
     p.total = add(lm, cast(mul(reg, lambda), lm.dtype()));
   }
   return p;

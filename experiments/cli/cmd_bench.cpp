@@ -8,6 +8,7 @@
 #include "experiments/cli/commands.h"
 #include "experiments/train/step_bench.h"
 #include "experiments/train/throughput.h"
+#include "models/router_registry.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -22,9 +23,11 @@ Command add_bench_command(CLI::App& app) {
   CLI::App* step = bench->add_subcommand("train-step", "time remoe's training step on config A or B (JSON on stdout)");
   auto o = std::make_shared<experiments::StepBenchOptions>();
   step->add_option("--config", o->config, "A or B")->capture_default_str()->check(CLI::IsMember({"A", "B"}));
-  step->add_option("--router", o->router, "dense, topk, relu or relu_target")
+  std::vector<std::string> routers = router_names();
+  routers.push_back("relu_target");
+  step->add_option("--router", o->router, "a registered router, or relu_target (ReMoE at its target sparsity)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"dense", "topk", "relu", "relu_target"}));
+      ->check(CLI::IsMember(routers));
   step->add_option("--steps", o->steps, "timed steps")->capture_default_str()->check(CLI::PositiveNumber);
   step->add_option("--warmup", o->warmup, "untimed steps first")->capture_default_str()->check(CLI::NonNegativeNumber);
   step->add_option("--lr", o->lr, "constant learning rate")->capture_default_str()->check(CLI::NonNegativeNumber);

@@ -25,6 +25,7 @@
 #include "core/random.h"
 #include "core/safetensors.h"
 #include "experiments/train/throughput.h"
+#include "models/router_registry.h"
 #include "models/train_step.h"
 
 #ifdef _OPENMP
@@ -33,6 +34,9 @@
 
 namespace remoe::experiments {
 namespace {
+
+// The benchmark mode "ReMoE's ReLU router with its weights set to the target sparsity" (below).
+constexpr const char* kReluTarget = "relu_target";
 
 using Clock = std::chrono::steady_clock;
 
@@ -48,15 +52,14 @@ BenchShape bench_shape(const std::string& name) {
 }
 
 remoe::ModelConfig model_config(const BenchShape& s, const std::string& router, uint64_t seed) {
-  REMOE_CHECK(router == "dense" || router == "topk" || router == "relu" || router == "relu_target",
-              "--router = '", router, "' is not one of dense, topk, relu, relu_target");
   remoe::ModelConfig c;
   c.vocab_size = s.vocab;
   c.d_model = s.d;
   c.n_layers = s.layers;
   c.n_heads = s.heads;
   c.n_kv_heads = s.heads;
-  c.ffn = router == "relu_target" ? "relu" : router;
+  c.ffn = router == kReluTarget ? std::string("relu") : router;  // relu_target: ReMoE's router set to its target
+  remoe::router_spec(c.ffn);  // an unknown router is an error listing the registered ones
   c.num_experts = s.experts;
   c.topk = s.topk;
   c.ffn_hidden = s.width;  // dense: one SwiGLU of width k·ffn_hidden (DenseFFN)
@@ -69,9 +72,7 @@ std::vector<double> forward_sparsity(const remoe::Transformer& model, const Tens
   remoe::NoGradGuard guard;
   remoe::ForwardOutput out = model.forward(inputs);
   std::vector<double> per_layer;
-  for (const remoe::LayerRouting& r : out.layers)
-    per_layer.push_back(1.0 - static_cast<double>(r.active_pairs) /
-                                  static_cast<double>(r.tokens * model.config().experts()));
+  for (const remoe::RouterOutput& r : out.layers) per_layer.push_back(remoe::routing_sparsity(r.active_pairs, r.tokens * r.experts));
   return per_layer;
 }
 
@@ -92,7 +93,7 @@ std::vector<double> make_relu_sparse(remoe::Transformer& model, const Tensor& ba
   const int64_t rows = std::min(batch_inputs.size(0), (511 + batch_inputs.size(1)) / batch_inputs.size(1));
   const Tensor inputs = remoe::contiguous(remoe::slice(batch_inputs, 0, 0, rows));
   const int64_t d = c.d_model, E = c.experts();
-  const double target = 1.0 - static_cast<double>(c.active()) / static_cast<double>(E);
+  const double target = remoe::target_sparsity(c.active(), E);
   remoe::Generator gen(seed ^ 0x5eed5eedULL);
   std::vector<double> u(static_cast<size_t>(d));
   double norm = 0;
@@ -148,38 +149,6 @@ struct PhaseTimes {
   std::map<std::string, std::vector<double>> ms;
 };
 
-// Trainer::step (models/train_step.cpp) written out phase by phase with a timer around each: the
-// same work, in the same order, on one micro-batch. λ is not updated here (the controller is the
-// trainer's; its update is a few scalar operations), so use it for relu only to see where time goes.
-remoe::StepMetrics timed_step(remoe::Transformer& model, remoe::Trainer& trainer, const remoe::Batch& b,
-                              PhaseTimes* phases) {
-  auto t = Clock::now();
-  auto lap = [&](const char* name) {
-    const auto now = Clock::now();
-    if (phases) phases->ms[name].push_back(std::chrono::duration<double, std::milli>(now - t).count());
-    t = now;
-  };
-  remoe::StepMetrics m;
-  const double lambda = model.config().ffn == "relu" ? trainer.controller().lambda() : 0.0;
-  model.zero_grad();
-  remoe::ForwardOutput out = model.forward(b.inputs);
-  lap("forward");
-  remoe::LossParts parts = remoe::compute_loss(model, out, b.targets, lambda);
-  m.loss = parts.total.item();
-  if (parts.routing_slots > 0) m.sparsity = 1.0 - static_cast<double>(parts.active_pairs) / parts.routing_slots;
-  lap("loss");
-  remoe::mul(parts.total, 1.0).backward();
-  lap("backward");
-  out = {};
-  parts = {};
-  lap("free_graph");
-  remoe::clip_grad_norm(model.parameters(), 1.0);
-  lap("clip_grad_norm");
-  trainer.optimizer().step();
-  lap("adamw");
-  return m;
-}
-
 // Copies the weights of `path` (written by --save-init for the same config and router) into the
 // model and returns the batch stored with them.
 remoe::Batch load_init(remoe::Transformer& model, const std::string& path) {
@@ -214,7 +183,7 @@ nlohmann::json run_step_bench(const StepBenchOptions& o) {
     remoe::Generator data_gen(o.seed + 1);
     Tensor seq = remoe::randint({s.batch, s.seq + 1}, 0, s.vocab, data_gen);
     batch = {remoe::contiguous(remoe::slice(seq, 1, 0, s.seq)), remoe::contiguous(remoe::slice(seq, 1, 1, s.seq + 1))};
-    if (o.router == "relu_target") out["relu_target_layer_sparsity"] = make_relu_sparse(model, batch.inputs, o.seed);
+    if (o.router == kReluTarget) out["relu_target_layer_sparsity"] = make_relu_sparse(model, batch.inputs, o.seed);
   }
   if (!o.save_init.empty()) {
     remoe::NamedTensors tensors = model.named_parameters();
@@ -233,10 +202,19 @@ nlohmann::json run_step_bench(const StepBenchOptions& o) {
   // One step; its wall time (and, with --breakdown, its phases) go to the lists when `record`.
   std::vector<double> ms, sparsity, loss;
   PhaseTimes phases;
+  bool recording = false;
+  auto lap = Clock::now();
+  if (o.breakdown)
+    trainer.set_phase_hook([&](const char* name) {
+      const auto now = Clock::now();
+      if (recording) phases.ms[name].push_back(std::chrono::duration<double, std::milli>(now - lap).count());
+      lap = now;
+    });
   auto one_step = [&](bool record) {
     auto t0 = Clock::now();
-    remoe::StepMetrics m = o.breakdown ? timed_step(model, trainer, batch, record ? &phases : nullptr)
-                                       : trainer.step({batch});
+    recording = record;
+    lap = t0;
+    remoe::StepMetrics m = trainer.step({batch});
     const double t = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     if (record) {
       ms.push_back(t);

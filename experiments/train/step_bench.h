@@ -11,7 +11,7 @@ namespace remoe::experiments {
 
 struct StepBenchOptions {
   std::string config = "A";      // A or B
-  std::string router = "topk";   // dense, topk, relu (as initialised) or relu_target (sparsity 1 − k/E)
+  std::string router = "topk";   // a registered router (as initialised), or relu_target (ReMoE at sparsity 1 − k/E)
   int steps = 20, warmup = 3;    // timed steps after untimed ones
   double lr = 1e-7;              // constant; tiny, so that the routing (the work) stays put
   uint64_t seed = 1234;          // model and batch

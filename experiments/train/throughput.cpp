@@ -8,6 +8,7 @@
 #include "autograd/node.h"
 #include "core/error.h"
 #include "core/random.h"
+#include "models/router_registry.h"
 #include "ops/ops.h"
 
 namespace remoe::experiments {
@@ -20,9 +21,7 @@ double median(std::vector<double> values) {
 }
 
 double active_experts_per_token(const ModelConfig& c, double sparsity) {
-  if (c.ffn == "dense") return 0.0;
-  if (c.ffn == "topk") return static_cast<double>(c.active());
-  return static_cast<double>(c.experts()) * (1.0 - sparsity);
+  return router_spec(c.ffn).active_experts(c, sparsity);
 }
 
 double training_flops_per_token(const ModelConfig& c, int64_t seq_len, double active_experts) {
@@ -31,7 +30,7 @@ double training_flops_per_token(const ModelConfig& c, int64_t seq_len, double ac
   const double attn_proj = 2 * d * (q_out + 2 * kv_out) + 2 * q_out * d;
   const double attn_scores = 2 * 2 * q_out * static_cast<double>(seq_len) / 2;  // QKᵀ and PV, causal half
   double ffn = 0;
-  if (c.ffn == "dense") {
+  if (!router_spec(c.ffn).routes_tokens) {
     ffn = 2 * 3 * d * static_cast<double>(c.expert_width() * c.granularity * c.dense_multiplier);
   } else {
     ffn = 2 * 3 * d * static_cast<double>(c.expert_width()) * active_experts + 2 * d * static_cast<double>(c.experts());

@@ -11,8 +11,8 @@ namespace remoe::experiments {
 // The median of `values` (the mean of the middle two for an even count); throws when empty.
 double median(std::vector<double> values);
 
-// Experts a token runs through, for the MFU count: none for dense (its FFN is counted whole), k for
-// TopK, E·(1 − sparsity) for ReLU routing.
+// Experts a token runs through, for the MFU count: the router's RouterSpec::active_experts (none
+// for dense, whose FFN is counted whole; E·(1 − sparsity) for routers that dispatch tokens).
 double active_experts_per_token(const ModelConfig& c, double sparsity);
 
 // Model FLOPs of one training token (forward + backward = 3 × forward), counting matmuls only:

@@ -103,10 +103,10 @@ TEST_CASE("gradcheck of a full MoE layer and of the router losses, each router")
   }
   // The router losses alone: counts are constants, gradients flow through p (topk) and R (relu).
   Tensor logits = rand_leaf({6, 4}, 13, 0.1, 2.0);
-  CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return route_topk(in[0], 1, 0.01).aux_loss; }, {logits});
+  CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return route_topk(in[0], 1, 0.01).loss; }, {logits});
   Tensor mixed = relu_logits(6, 4, 14);
-  CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return route_relu(in[0], 1, true).reg_loss; }, {mixed});
-  CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return route_relu(in[0], 1, false).reg_loss; }, {mixed});
+  CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return route_relu(in[0], 1, true).loss; }, {mixed});
+  CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return route_relu(in[0], 1, false).loss; }, {mixed});
 }
 
 TEST_CASE("router loss values match the spec's formulas") {
@@ -115,8 +115,8 @@ TEST_CASE("router loss values match the spec's formulas") {
   Tensor lg = from_vector<double>({1, -1, 2, 3}, {2, 2});
   RouterOutput r = route_relu(lg, 1, true);
   CHECK(r.counts.to_vector<int64_t>() == std::vector<int64_t>{2, 1});
-  CHECK(r.reg_loss.item() == doctest::Approx(4.5));
-  CHECK(route_relu(lg, 1, false).reg_loss.item() == doctest::Approx(3.0));
+  CHECK(r.loss.item() == doctest::Approx(4.5));
+  CHECK(route_relu(lg, 1, false).loss.item() == doctest::Approx(3.0));
   CHECK(r.active_pairs == 3);
   // TopK aux: p = softmax rows; aux = coeff·E/(k·T²)·Σ_e P_e·c_e.
   Tensor lt = from_vector<double>({0, 1, 2, 0}, {2, 2});
@@ -124,7 +124,7 @@ TEST_CASE("router loss values match the spec's formulas") {
   double p01 = 1 / (1 + std::exp(-1.0)), p10 = 1 / (1 + std::exp(-2.0));
   // token 0 -> expert 1 (p01), token 1 -> expert 0 (p10): c = [1, 1]; P_0 = (1−p01) + p10, P_1 = p01 + (1−p10)
   double expect = 0.01 * 2 / (1 * 4.0) * ((1 - p01 + p10) * 1 + (p01 + 1 - p10) * 1);
-  CHECK(t.aux_loss.item() == doctest::Approx(expect));
+  CHECK(t.loss.item() == doctest::Approx(expect));
   CHECK(t.routing.expert.to_vector<int64_t>() == std::vector<int64_t>{1, 0});
   CHECK(t.routing.gate.to_vector<double>()[0] == doctest::Approx(p01));  // not renormalised
 }

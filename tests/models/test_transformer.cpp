@@ -65,7 +65,7 @@ TEST_CASE("parameter names are stable checkpoint keys") {
 TEST_CASE("config errors name the key and the allowed values") {
   ModelConfig c = tiny("relu", 4, 1);
   c.ffn = "moe";
-  CHECK_THROWS_WITH_ALL(c.validate(), "model.ffn", "dense, topk, relu");
+  CHECK_THROWS_WITH_ALL(c.validate(), "moe.router", "'moe'", "dense, topk, relu, hash, expert_choice, sparsemixer, lory");
   c = tiny("topk", 4, 5);
   CHECK_THROWS_WITH_ALL(c.validate(), "moe.topk", "5");
   c = tiny("relu", 4, 1);
@@ -73,11 +73,13 @@ TEST_CASE("config errors name the key and the allowed values") {
   CHECK_THROWS_WITH_ALL(c.validate(), "n_kv_heads");
 }
 
-TEST_CASE("a tiny model's loss falls on real text, for each FFN") {
+TEST_CASE("a tiny model's loss falls on real text, for every registered router") {
   std::vector<int64_t> data = text_bytes();
-  for (std::string ffn : {"dense", "topk", "relu"}) {
+  for (const std::string& ffn : router_names()) {
     CAPTURE(ffn);
-    Transformer model(tiny(ffn, 4, 1));
+    ModelConfig c = tiny(ffn, 4, 1);
+    c.lory_segment = 8;  // 4 segments of the 32-token windows
+    Transformer model(c);
     LrSchedule sched{3e-3, 3e-4, 10, 120};
     Trainer trainer(model, AdamWOptions{}, sched);
     double first = 0, last = 0;
