@@ -37,12 +37,46 @@ Attention::Attention(const ModelConfig& c, Generator& gen)
   wo_ = register_parameter("wo", normal_weight({c.n_heads * hd, d}, output_init_std(c.n_layers), gen));
 }
 
-Tensor Attention::forward(const Tensor& x) const {
+namespace {
+
+// Causal GQA attention of q [B, Tn, Hq, D] (positions pos … pos+Tn−1) over the keys and values of
+// positions 0 … pos+Tn−1, k and v [B, Tk, Hkv, D]: the decoding form of ops' attention(), built
+// from basic ops (inference only; Tn is 1 after the prompt).
+Tensor attend_to_cache(const Tensor& q, const Tensor& k, const Tensor& v) {
+  const int64_t B = q.size(0), Tn = q.size(1), Hq = q.size(2), D = q.size(3), Tk = k.size(1), Hkv = k.size(2);
+  const int64_t pos = Tk - Tn;
+  auto per_query_head = [&](const Tensor& t) {  // [B, Tk, Hkv, D] → [B, Hq, Tk, D]; head h reads h / (Hq/Hkv)
+    Tensor heads = unsqueeze(permute(t, {0, 2, 1, 3}), 2);
+    return reshape(contiguous(expand(heads, {B, Hkv, Hq / Hkv, Tk, D})), {B, Hq, Tk, D});
+  };
+  Tensor qh = contiguous(permute(q, {0, 2, 1, 3}));  // [B, Hq, Tn, D]
+  Tensor scores = mul(matmul(qh, transpose(per_query_head(k), 2, 3)), 1.0 / std::sqrt(static_cast<double>(D)));
+  if (Tn > 1) {  // query i (position pos + i) sees keys j <= pos + i
+    std::vector<uint8_t> visible(static_cast<size_t>(Tn * Tk));
+    for (int64_t i = 0; i < Tn; ++i)
+      for (int64_t j = 0; j < Tk; ++j) visible[static_cast<size_t>(i * Tk + j)] = j <= pos + i;
+    scores = where(from_vector(visible, {Tn, Tk}), scores, full({1}, -INFINITY, {scores.dtype()}));
+  }
+  Tensor o = matmul(softmax(scores, -1), per_query_head(v));  // [B, Hq, Tn, D]
+  return contiguous(permute(o, {0, 2, 1, 3}));                 // [B, Tn, Hq, D]
+}
+
+}  // namespace
+
+Tensor Attention::forward(const Tensor& x, Tensor* k_cache, Tensor* v_cache) const {
   const int64_t B = x.size(0), T = x.size(1);
-  Tensor q = rope(reshape(matmul(x, wq_), {B, T, n_heads_, head_dim_}), rope_base_);
-  Tensor k = rope(reshape(matmul(x, wk_), {B, T, n_kv_heads_, head_dim_}), rope_base_);
+  const int64_t pos = k_cache && k_cache->defined() ? k_cache->size(1) : 0;
+  Tensor q = rope(reshape(matmul(x, wq_), {B, T, n_heads_, head_dim_}), rope_base_, pos);
+  Tensor k = rope(reshape(matmul(x, wk_), {B, T, n_kv_heads_, head_dim_}), rope_base_, pos);
   Tensor v = reshape(matmul(x, wv_), {B, T, n_kv_heads_, head_dim_});
-  Tensor o = attention(q, k, v, /*causal=*/true);  // [B, T, Hq, D]
+  Tensor o;  // [B, T, Hq, D]
+  if (k_cache) {
+    *k_cache = pos > 0 ? cat({*k_cache, k}, 1) : k;
+    *v_cache = pos > 0 ? cat({*v_cache, v}, 1) : v;
+    o = attend_to_cache(q, *k_cache, *v_cache);
+  } else {
+    o = attention(q, k, v, /*causal=*/true);
+  }
   return matmul(reshape(o, {B, T, n_heads_ * head_dim_}), wo_);
 }
 
@@ -53,9 +87,12 @@ Block::Block(const ModelConfig& c, Generator& gen) {
   ffn_ = register_module("ffn", router_spec(c.ffn).make_ffn(c, gen));
 }
 
-Tensor Block::forward(const Tensor& x, const RouteContext& ctx, std::optional<RouterOutput>* routing) const {
+Tensor Block::forward(const Tensor& x, const RouteContext& ctx, std::optional<RouterOutput>* routing,
+                      KVCache* cache) const {
   const int64_t B = x.size(0), T = x.size(1), d = x.size(2);
-  Tensor h = add(x, attn_->forward(attn_norm_->forward(x)));
+  const size_t l = static_cast<size_t>(ctx.layer);
+  Tensor h = cache ? add(x, attn_->forward(attn_norm_->forward(x), &cache->k[l], &cache->v[l]))
+                   : add(x, attn_->forward(attn_norm_->forward(x)));
   Tensor f = ffn_->forward(reshape(ffn_norm_->forward(h), {B * T, d}), ctx, routing);
   return add(h, reshape(f, {B, T, d}));
 }
@@ -76,12 +113,20 @@ ForwardOutput Transformer::forward(const Tensor& tokens, ForwardOptions options)
   ForwardOutput out;
   Tensor x = embedding(embed_, tokens);  // [B, T, d]
   RouteContext ctx{reshape(contiguous(tokens), {B * T}), B, T, options.step, 0, config_.seed};
+  KVCache* cache = options.cache;
+  if (cache) {
+    REMOE_CHECK(router_->token_local, "Transformer::forward: router '", router_->name,
+                "' routes a token from other tokens (not token-local): decode it without a KV cache");
+    cache->k.resize(layers_->size());
+    cache->v.resize(layers_->size());
+  }
   for (size_t l = 0; l < layers_->size(); ++l) {
     std::optional<RouterOutput> r;
     ctx.layer = static_cast<int64_t>(l);
-    x = layers_->at<Block>(l)->forward(x, ctx, &r);
+    x = layers_->at<Block>(l)->forward(x, ctx, &r, cache);
     if (r) out.layers.push_back(std::move(*r));
   }
+  if (cache) cache->length += T;
   out.logits = matmul(reshape(final_norm_->forward(x), {B * T, config_.d_model}), lm_head_);
   return out;
 }

@@ -18,9 +18,19 @@ struct ForwardOutput {
   std::vector<RouterOutput> layers;       // one per block whose router routes tokens
 };
 
+// Keys and values of the positions already processed, per layer ([B, t, Hkv, D] each, RoPE
+// applied), so that decoding a new token attends to them without recomputing them.
+struct KVCache {
+  std::vector<Tensor> k, v;  // one per layer; undefined before the first call
+  int64_t length = 0;        // positions cached
+};
+
 // What a forward pass may need besides the tokens (see RouteContext).
 struct ForwardOptions {
   int64_t step = RouteContext::kEvaluation;  // the optimizer step being trained; kEvaluation otherwise
+  // Inference: the tokens continue the cached positions (RoPE from cache->length), attend to them,
+  // and are appended. Only for routers whose spec is token_local (a token's routing is its own).
+  KVCache* cache = nullptr;
 };
 
 class RMSNorm : public Module {
@@ -36,7 +46,9 @@ class RMSNorm : public Module {
 class Attention : public Module {
  public:
   Attention(const ModelConfig& c, Generator& gen);
-  Tensor forward(const Tensor& x) const;  // x [B, T, d]
+  // x [B, T, d]. With a cache (k, v of the earlier positions, or undefined), x holds the next T
+  // positions: their keys and values are appended to the cache and they attend to all of it.
+  Tensor forward(const Tensor& x, Tensor* k_cache = nullptr, Tensor* v_cache = nullptr) const;
 
  private:
   int64_t n_heads_, n_kv_heads_, head_dim_;
@@ -48,7 +60,8 @@ class Block : public Module {
  public:
   Block(const ModelConfig& c, Generator& gen);
   // x [B, T, d]; ctx carries the token ids [B·T], the step and this block's index.
-  Tensor forward(const Tensor& x, const RouteContext& ctx, std::optional<RouterOutput>* routing) const;
+  Tensor forward(const Tensor& x, const RouteContext& ctx, std::optional<RouterOutput>* routing,
+                 KVCache* cache = nullptr) const;
 
  private:
   std::shared_ptr<RMSNorm> attn_norm_, ffn_norm_;
