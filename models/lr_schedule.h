@@ -1,4 +1,4 @@
-// The learning-rate schedule of the paper (spec §3): linear warm-up from 0 to the peak, then
+// The learning-rate schedule of the paper (docs/model.md): linear warm-up from 0 to the peak, then
 // cosine decay to min_lr, constant afterwards. Megatron-LM's OptimizerParamScheduler (the
 // reference code is a Megatron fork), with its step convention:
 //

@@ -6,7 +6,7 @@
 // order, then each child in registration order, recursively (pre-order). A tensor reachable under
 // two names (tied weights, a shared child) is listed once, under the first name met.
 //
-// Initialisation follows the paper (spec §1): every weight N(0, 0.01), the two output projections
+// Initialisation follows the paper (docs/model.md): every weight N(0, 0.01), the two output projections
 // (attention out, expert down) N(0, 0.01/sqrt(2·n_layers)), norm gains 1. The helpers draw from an
 // explicit Generator: no global state, so a seed reproduces a model on every device.
 #pragma once

@@ -1,5 +1,5 @@
 // AdamW, as torch.optim.AdamW computes it (amsgrad off, maximize off), and global gradient-norm
-// clipping as torch.nn.utils.clip_grad_norm_. The paper's recipe (spec §3): β = (0.9, 0.999),
+// clipping as torch.nn.utils.clip_grad_norm_. The paper's recipe (docs/model.md): β = (0.9, 0.999),
 // eps 1e-8, weight decay 0.01 on 2-D weights (router included) and none on gains, clip 1.0.
 //
 // One update of parameter p with gradient g, step t (per parameter, counting its updates):

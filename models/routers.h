@@ -47,7 +47,7 @@ inline RouterOutput route_topk(const Tensor& logits, int64_t k, double aux_coeff
   return route_topk(logits, TopKOptions{k, aux_coeff, false});
 }
 
-// ReMoE (paper Eq. 7): R = ReLU(logits); every pair with R > 0 is routed with gate R. The penalty
+// ReMoE (docs/routers.md): R = ReLU(logits); every pair with R > 0 is routed with gate R. The penalty
 // uses f_e = E/(k·T) · c_e (load-balanced, Eq. 10–11) or f_e = 1 (plain L1, Eq. 9).
 RouterOutput route_relu(const Tensor& logits, int64_t k, bool load_balanced);
 

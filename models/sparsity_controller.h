@@ -1,4 +1,4 @@
-// The ReMoE regularisation controller (spec §2, the update after the paper's Eq. 11): after every
+// The ReMoE regularisation controller (docs/routers.md, the update after the paper's Eq. 11): after every
 // optimizer step, with S the step's measured router sparsity and target 1 − k/E,
 //   λ ← λ·α   if S < target   (routing too dense: push harder)
 //   λ ← λ/α   otherwise        (sparse enough; equality divides, as the reference code does)
@@ -9,7 +9,7 @@
 
 namespace remoe {
 
-// The one definition of router sparsity (paper, the S_i before Eq. 12): the fraction of the
+// The one definition of router sparsity (the S_i of docs/routers.md that drives λ): the fraction of the
 // (layer, token, expert) slots whose gate is zero, S = 1 − active / slots; and its target 1 − k/E.
 inline double routing_sparsity(int64_t active_pairs, int64_t slots) {
   return slots > 0 ? 1.0 - static_cast<double>(active_pairs) / static_cast<double>(slots) : 0.0;

@@ -56,7 +56,7 @@ StepMetrics Trainer::step(const std::vector<Batch>& micro_batches) {
   phase_done("adamw");
   if (slots > 0) {
     m.sparsity = routing_sparsity(active, slots);
-    if (adaptive) controller_.update(m.sparsity);  // once per optimizer step (spec §2)
+    if (adaptive) controller_.update(m.sparsity);  // once per optimizer step (docs/routers.md)
   }
   ++step_;
   return m;

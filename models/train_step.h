@@ -1,6 +1,6 @@
 // One optimizer step of training, usable by the runner and by tests: forward and backward over
 // the step's micro-batches (gradient accumulation), global grad-norm clipping, AdamW with the
-// scheduled learning rate, and the ReMoE λ update from the step's sparsity (spec §2–3).
+// scheduled learning rate, and the ReMoE λ update from the step's sparsity (docs/routers.md, docs/model.md).
 #pragma once
 #include <functional>
 #include <utility>

@@ -146,7 +146,7 @@ LossParts compute_loss(const Transformer& model, const ForwardOutput& out, const
   const RouterLoss kind = model.router().loss;
   if (!router_term.defined() || kind == RouterLoss::none) return p;
   if (kind == RouterLoss::aux) {
-    p.aux = router_term.item();  // Σ over layers (spec §2)
+    p.aux = router_term.item();  // Σ over layers (docs/routers.md)
     p.router_term = p.aux;
     p.total = add(lm, cast(router_term, lm.dtype()));
   } else {

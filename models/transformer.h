@@ -1,4 +1,4 @@
-// The LLaMA-style decoder of the paper (spec §1): pre-norm blocks
+// The LLaMA-style decoder of the paper (docs/model.md): pre-norm blocks
 //   h = x + Attn(RMSNorm(x));  out = h + FFN(RMSNorm(h))
 // with RoPE + GQA causal attention, SwiGLU FFNs (dense or MoE), final RMSNorm, untied LM head.
 #pragma once
@@ -85,7 +85,7 @@ class Transformer : public Module {
   std::shared_ptr<RMSNorm> final_norm_;
 };
 
-// The loss of one micro-batch, split into its parts (spec §2).
+// The loss of one micro-batch, split into its parts (docs/routers.md).
 struct LossParts {
   Tensor total;        // lm + the router's term (aux, or λ·L_reg); what backward runs on
   double lm = 0;       // the LM cross-entropy (the reported "valid loss")

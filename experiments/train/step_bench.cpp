@@ -195,7 +195,7 @@ nlohmann::json run_step_bench(const StepBenchOptions& o) {
   out["setup_s"] = setup_s;
   if (o.init_only) return out;
 
-  remoe::AdamWOptions adamw;  // β (0.9, 0.999), eps 1e-8, weight decay 0.01 (spec §3)
+  remoe::AdamWOptions adamw;  // β (0.9, 0.999), eps 1e-8, weight decay 0.01 (docs/model.md)
   adamw.lr = o.lr;
   remoe::LrSchedule schedule{o.lr, o.lr, 0, 1'000'000'000};  // constant lr
   remoe::Trainer trainer(model, adamw, schedule, /*clip_norm=*/1.0);

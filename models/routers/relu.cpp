@@ -1,4 +1,4 @@
-// ReMoE: ReLU routing with the adaptively weighted L1 penalty (paper Eq. 7–11).
+// ReMoE: ReLU routing with the adaptively weighted L1 penalty (paper Eq. 9–11, docs/routers.md).
 #include "models/router_registry.h"
 #include "models/routers/router_math.h"
 
@@ -28,7 +28,7 @@ RouterSpec relu_router() {
   RouterSpec s;
   s.name = "relu";
   s.help = "ReMoE: ReLU router, L1 penalty with load balancing and adaptive λ (target sparsity 1 - k/E)";
-  s.source = "Wang, Chen, Zhu, ICLR 2025 (ReMoE), Eq. 7-11";
+  s.source = "Wang, Chen, Zhu, ICLR 2025 (ReMoE), the L1 penalty of Eq. 9-11";
   s.loss = RouterLoss::regularizer;
   s.adaptive_lambda = true;
   s.config_keys = {"moe.load_balanced_l1", "moe.l1_sum_over_layers", "moe.l1_coeff_init", "moe.l1_coeff_multiplier"};

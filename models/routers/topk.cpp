@@ -33,7 +33,7 @@ RouterSpec topk_router() {
   RouterSpec s;
   s.name = "topk";
   s.help = "TopK+softmax MoE (dMoE): k experts per token, gates = softmax probabilities, LB aux loss";
-  s.source = "Shazeer et al. 2017; Gale et al. 2023 (dMoE); ReMoE paper Eq. 1-3";
+  s.source = "Shazeer et al. 2017; Gale et al. 2023 (dMoE); the baseline of the ReMoE paper";
   s.loss = RouterLoss::aux;
   s.config_keys = {"moe.aux_loss_coeff", "moe.topk_warmup_k", "moe.topk_warmup_steps", "moe.topk_renormalize"};
   s.make_ffn = [](const ModelConfig& c, Generator& gen) -> std::shared_ptr<FFN> {

@@ -109,7 +109,7 @@ TEST_CASE("gradcheck of a full MoE layer and of the router losses, each router")
   CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return route_relu(in[0], 1, false).loss; }, {mixed});
 }
 
-TEST_CASE("router loss values match the spec's formulas") {
+TEST_CASE("router loss values match the formulas of docs/routers.md") {
   // ReLU: T=2, E=2, k=1: R = [[1, 0], [2, 3]] -> counts c = [2, 1], f = E/(kT)·c = [2, 1];
   // per-layer penalty = Σ f_e R_te / T = (2·1 + 2·2 + 1·3) / 2 = 4.5; plain L1 = (1+2+3)/2 = 3.
   Tensor lg = from_vector<double>({1, -1, 2, 3}, {2, 2});
