@@ -111,111 +111,136 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   }
 }
 
-std::map<std::string, Tensor> load_safetensors(const std::string& path, SafetensorsMetadata* metadata) {
-  const char* op = "load_safetensors";
-  std::ifstream f(path, std::ios::binary);
-  REMOE_CHECK(f.good(), op, ": cannot open ", path);
+namespace {
+
+// A safetensors file opened for reading: its stream, header (parsed JSON) and data-buffer extent.
+struct OpenedFile {
+  std::ifstream f;
+  nlohmann::json header;
+  uint64_t header_len = 0, data_size = 0;
+};
+
+constexpr const char* kLoadOp = "load_safetensors";
+
+// Reads the 8-byte little-endian header length and the JSON header, checking both against the
+// file's size.
+OpenedFile open_safetensors(const std::string& path) {
+  const char* op = kLoadOp;
+  OpenedFile o;
+  o.f.open(path, std::ios::binary);
+  REMOE_CHECK(o.f.good(), op, ": cannot open ", path);
   std::error_code ec;
   const uint64_t file_size = std::filesystem::file_size(path, ec);
   REMOE_CHECK(!ec, op, ": cannot read the size of ", path, ": ", ec.message());
-  REMOE_CHECK(file_size >= 8, op, ": ", path, ": file too short (", file_size,
-              " bytes) to hold the 8-byte header length");
-
+  REMOE_CHECK(file_size >= 8, op, ": ", path, ": file too short (", file_size, " bytes) to hold the 8-byte header length");
   unsigned char len[8];
-  f.read(reinterpret_cast<char*>(len), 8);
-  REMOE_CHECK(f.good(), op, ": ", path, ": cannot read the header length");
-  uint64_t header_len = 0;
-  for (int i = 0; i < 8; ++i) header_len |= uint64_t(len[i]) << (8 * i);
-  REMOE_CHECK(header_len <= file_size - 8, op, ": ", path, ": header length ", header_len,
+  o.f.read(reinterpret_cast<char*>(len), 8);
+  REMOE_CHECK(o.f.good(), op, ": ", path, ": cannot read the header length");
+  for (int i = 0; i < 8; ++i) o.header_len |= uint64_t(len[i]) << (8 * i);
+  REMOE_CHECK(o.header_len <= file_size - 8, op, ": ", path, ": header length ", o.header_len,
               " is beyond the end of the file (", file_size, " bytes)");
-  REMOE_CHECK(header_len <= kMaxHeaderBytes, op, ": ", path, ": header length ", header_len, " is implausibly large");
-  std::string text(header_len, '\0');
-  f.read(text.data(), std::streamsize(header_len));
-  REMOE_CHECK(f.good(), op, ": ", path, ": cannot read the ", header_len, "-byte header");
-
-  nlohmann::json header;
+  REMOE_CHECK(o.header_len <= kMaxHeaderBytes, op, ": ", path, ": header length ", o.header_len, " is implausibly large");
+  std::string text(o.header_len, '\0');
+  o.f.read(text.data(), std::streamsize(o.header_len));
+  REMOE_CHECK(o.f.good(), op, ": ", path, ": cannot read the ", o.header_len, "-byte header");
   try {
-    header = nlohmann::json::parse(text);
+    o.header = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     fail(op, ": ", path, ": the header is not valid JSON: ", e.what());
   }
-  REMOE_CHECK(header.is_object(), op, ": ", path, ": the header is not a JSON object");
+  REMOE_CHECK(o.header.is_object(), op, ": ", path, ": the header is not a JSON object");
+  o.data_size = file_size - 8 - o.header_len;
+  return o;
+}
 
-  const uint64_t data_size = file_size - 8 - header_len;
+void read_metadata(const nlohmann::json& e, const std::string& path, SafetensorsMetadata* metadata) {
+  REMOE_CHECK(e.is_object(), kLoadOp, ": ", path, ": __metadata__ must be an object of strings, got ", e.dump());
+  for (const auto& [k, v] : e.items()) {
+    REMOE_CHECK(v.is_string(), kLoadOp, ": ", path, ": __metadata__ value of '", k, "' must be a string, got ", v.dump());
+    if (metadata) (*metadata)[k] = v.get<std::string>();
+  }
+}
+
+// One tensor's header entry, validated: dtype known, shape of non-negative integers whose byte
+// count does not overflow, data_offsets spanning exactly that many bytes inside the data buffer.
+Entry parse_entry(const std::string& name, const nlohmann::json& e, const std::string& path, uint64_t data_size) {
+  const char* op = kLoadOp;
   // Non-negative integers parse as number_unsigned; anything else in a shape or offset is corrupt.
-  auto as_u64 = [&](const nlohmann::json& v, const std::string& name, const char* what) -> uint64_t {
+  auto as_u64 = [&](const nlohmann::json& v, const char* what) -> uint64_t {
     REMOE_CHECK(v.is_number_unsigned(), op, ": ", path, ": tensor '", name, "': ", what,
                 " must hold non-negative integers, got ", v.dump());
     return v.get<uint64_t>();
   };
-
-  std::vector<Entry> entries;
-  if (metadata) metadata->clear();
-  for (const auto& [name, e] : header.items()) {
-    if (name == "__metadata__") {
-      REMOE_CHECK(e.is_object(), op, ": ", path, ": __metadata__ must be an object of strings, got ", e.dump());
-      for (const auto& [k, v] : e.items()) {
-        REMOE_CHECK(v.is_string(), op, ": ", path, ": __metadata__ value of '", k, "' must be a string, got ", v.dump());
-        if (metadata) (*metadata)[k] = v.get<std::string>();
-      }
-      continue;
-    }
-    REMOE_CHECK(e.is_object(), op, ": ", path, ": tensor '", name, "': entry must be an object, got ", e.dump());
-    REMOE_CHECK(e.contains("dtype") && e.contains("shape") && e.contains("data_offsets"), op, ": ", path,
-                ": tensor '", name, "': entry needs dtype, shape and data_offsets, got ", e.dump());
-    const auto& jd = e["dtype"];
-    const auto& js = e["shape"];
-    const auto& jo = e["data_offsets"];
-    Entry en;
-    en.name = name;
-    REMOE_CHECK(jd.is_string(), op, ": ", path, ": tensor '", name, "': dtype must be a string, got ", jd.dump());
-    REMOE_CHECK(parse_safetensors_dtype(jd.get<std::string>(), &en.dtype), op, ": ", path, ": tensor '", name,
-                "': unknown or unsupported dtype ", jd.dump(), " (supported: F32, F64, BF16, I32, I64, U8)");
-    REMOE_CHECK(js.is_array(), op, ": ", path, ": tensor '", name, "': shape must be an array, got ", js.dump());
-    // The byte count numel·size, guarding against overflow from absurd shapes.
-    uint64_t nbytes = dtype_size(en.dtype);
-    for (const auto& d : js) {
-      uint64_t n = as_u64(d, name, "shape");
-      REMOE_CHECK(n <= uint64_t(std::numeric_limits<int64_t>::max()), op, ": ", path, ": tensor '", name,
-                  "': shape ", js.dump(), " is too large");
-      en.shape.push_back(int64_t(n));
-      REMOE_CHECK(!__builtin_mul_overflow(nbytes, n, &nbytes), op, ": ", path, ": tensor '", name, "': shape ",
-                  js.dump(), " is too large");
-    }
-    REMOE_CHECK(jo.is_array() && jo.size() == 2, op, ": ", path, ": tensor '", name,
-                "': data_offsets must be [begin, end], got ", jo.dump());
-    en.begin = as_u64(jo[0], name, "data_offsets");
-    en.end = as_u64(jo[1], name, "data_offsets");
-    REMOE_CHECK(en.begin <= en.end && en.end - en.begin == nbytes, op, ": ", path, ": tensor '", name,
-                "': data_offsets ", jo.dump(), " span ", en.begin <= en.end ? en.end - en.begin : 0,
-                " bytes but dtype ", jd.get<std::string>(), " and shape ", shape_str(en.shape), " need ", nbytes);
-    REMOE_CHECK(en.end <= data_size, op, ": ", path, ": tensor '", name, "': data_offsets ", jo.dump(),
-                " lie beyond the data buffer (", data_size, " bytes)");
-    entries.push_back(std::move(en));
+  REMOE_CHECK(e.is_object(), op, ": ", path, ": tensor '", name, "': entry must be an object, got ", e.dump());
+  REMOE_CHECK(e.contains("dtype") && e.contains("shape") && e.contains("data_offsets"), op, ": ", path, ": tensor '",
+              name, "': entry needs dtype, shape and data_offsets, got ", e.dump());
+  const auto& jd = e["dtype"];
+  const auto& js = e["shape"];
+  const auto& jo = e["data_offsets"];
+  Entry en;
+  en.name = name;
+  REMOE_CHECK(jd.is_string(), op, ": ", path, ": tensor '", name, "': dtype must be a string, got ", jd.dump());
+  REMOE_CHECK(parse_safetensors_dtype(jd.get<std::string>(), &en.dtype), op, ": ", path, ": tensor '", name,
+              "': unknown or unsupported dtype ", jd.dump(), " (supported: F32, F64, BF16, I32, I64, U8)");
+  REMOE_CHECK(js.is_array(), op, ": ", path, ": tensor '", name, "': shape must be an array, got ", js.dump());
+  uint64_t nbytes = dtype_size(en.dtype);  // numel·size, guarding against overflow from absurd shapes
+  for (const auto& d : js) {
+    uint64_t n = as_u64(d, "shape");
+    REMOE_CHECK(n <= uint64_t(std::numeric_limits<int64_t>::max()), op, ": ", path, ": tensor '", name, "': shape ",
+                js.dump(), " is too large");
+    en.shape.push_back(int64_t(n));
+    REMOE_CHECK(!__builtin_mul_overflow(nbytes, n, &nbytes), op, ": ", path, ": tensor '", name, "': shape ",
+                js.dump(), " is too large");
   }
+  REMOE_CHECK(jo.is_array() && jo.size() == 2, op, ": ", path, ": tensor '", name,
+              "': data_offsets must be [begin, end], got ", jo.dump());
+  en.begin = as_u64(jo[0], "data_offsets");
+  en.end = as_u64(jo[1], "data_offsets");
+  REMOE_CHECK(en.begin <= en.end && en.end - en.begin == nbytes, op, ": ", path, ": tensor '", name, "': data_offsets ",
+              jo.dump(), " span ", en.begin <= en.end ? en.end - en.begin : 0, " bytes but dtype ",
+              jd.get<std::string>(), " and shape ", shape_str(en.shape), " need ", nbytes);
+  REMOE_CHECK(en.end <= data_size, op, ": ", path, ": tensor '", name, "': data_offsets ", jo.dump(),
+              " lie beyond the data buffer (", data_size, " bytes)");
+  return en;
+}
 
-  // The tensors must tile the data buffer exactly: no overlaps, no gaps, no trailing bytes.
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-  });
+// The tensors must tile the data buffer exactly: no overlaps, no gaps, no trailing bytes.
+void check_tiling(std::vector<Entry>& entries, uint64_t data_size, const std::string& path) {
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
   uint64_t pos = 0;
   for (const Entry& en : entries) {
-    REMOE_CHECK(en.begin == pos, op, ": ", path, ": tensor '", en.name, "': data_offsets [", en.begin, ", ", en.end,
+    REMOE_CHECK(en.begin == pos, kLoadOp, ": ", path, ": tensor '", en.name, "': data_offsets [", en.begin, ", ", en.end,
                 "] ", en.begin < pos ? "overlap the previous tensor" : "leave a gap after the previous tensor",
                 " (which ends at ", pos, ")");
     pos = en.end;
   }
-  REMOE_CHECK(pos == data_size, op, ": ", path, ": the data buffer has ", data_size, " bytes but the tensors cover ",
+  REMOE_CHECK(pos == data_size, kLoadOp, ": ", path, ": the data buffer has ", data_size, " bytes but the tensors cover ",
               pos);
+}
 
+}  // namespace
+
+std::map<std::string, Tensor> load_safetensors(const std::string& path, SafetensorsMetadata* metadata) {
+  OpenedFile o = open_safetensors(path);
+  std::vector<Entry> entries;
+  if (metadata) metadata->clear();
+  for (const auto& [name, e] : o.header.items()) {
+    if (name == "__metadata__") {
+      read_metadata(e, path, metadata);
+      continue;
+    }
+    entries.push_back(parse_entry(name, e, path, o.data_size));
+  }
+  check_tiling(entries, o.data_size, path);
   std::map<std::string, Tensor> out;
   for (const Entry& en : entries) {
     Tensor t = empty(en.shape, {en.dtype});
     const uint64_t nbytes = en.end - en.begin;
     if (nbytes > 0) {
-      f.seekg(std::streamoff(8 + header_len + en.begin));
-      f.read(static_cast<char*>(t.raw_data()), std::streamsize(nbytes));
-      REMOE_CHECK(f.good(), op, ": ", path, ": cannot read the data of tensor '", en.name, "'");
+      o.f.seekg(std::streamoff(8 + o.header_len + en.begin));
+      o.f.read(static_cast<char*>(t.raw_data()), std::streamsize(nbytes));
+      REMOE_CHECK(o.f.good(), kLoadOp, ": ", path, ": cannot read the data of tensor '", en.name, "'");
     }
     out.emplace(en.name, std::move(t));
   }
