@@ -1,5 +1,6 @@
 #include "experiments/config/config.h"
 
+#include <charconv>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -113,6 +114,11 @@ void Config::set(const std::string& key, const json& value) {
   json v = value;
   switch (s.type) {
     case ValueType::Int:
+      // JSON integers beyond int64 arrive as unsigned (up to 2^64) or as floats (beyond): both are
+      // errors, never a wrapped or clamped value.
+      REMOE_CHECK(!(v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) &&
+                      !(v.is_number_float() && std::abs(v.get<double>()) >= 9.2233720368547758e18),
+                  "config: ", key, " = ", value.dump(), " does not fit a 64-bit integer");
       if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) v = static_cast<int64_t>(v.get<double>());
       REMOE_CHECK(v.is_number_integer(), "config: ", key, " must be an integer, got ", value.dump());
       break;
@@ -161,7 +167,9 @@ void Config::set_from_string(const std::string& key, const std::string& text) {
       case ValueType::String: v = text; used = text.size(); break;
     }
     REMOE_CHECK(used == text.size(), "config: ", key, " must be ", type_name(s.type), ", got '", text, "'");
-  } catch (const std::logic_error&) {  // stoll/stod: invalid_argument, out_of_range
+  } catch (const std::out_of_range&) {
+    fail("config: ", key, " = ", text, s.type == ValueType::Int ? " does not fit a 64-bit integer" : " is out of range");
+  } catch (const std::invalid_argument&) {
     fail("config: ", key, " must be ", type_name(s.type), ", got '", text, "'");
   }
   set(key, v);
@@ -169,9 +177,37 @@ void Config::set_from_string(const std::string& key, const std::string& text) {
 
 namespace {
 
+// toml11 3.7 reads integers with `istream >> int64`, which clamps an overflowing literal to
+// INT64_MAX / INT64_MIN without a word: re-read the literal's source text when the value is at a
+// limit, and refuse it if it does not fit.
+void check_toml_integer_fits(const toml::value& v, const std::string& where) {
+  const int64_t x = v.as_integer();
+  if (x != INT64_MAX && x != INT64_MIN) return;
+  const toml::source_location loc = v.location();
+  const std::string line = loc.line_str();
+  const size_t begin = loc.column() > 0 ? loc.column() - 1 : 0;
+  std::string literal = begin < line.size() ? line.substr(begin, loc.region()) : "";
+  std::erase(literal, '_');
+  const bool negative = !literal.empty() && literal[0] == '-';
+  std::string digits = literal.substr(!literal.empty() && (literal[0] == '-' || literal[0] == '+') ? 1 : 0);
+  int base = 10;
+  if (digits.size() > 2 && digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'o' || digits[1] == 'b')) {
+    base = digits[1] == 'x' ? 16 : digits[1] == 'o' ? 8 : 2;
+    digits = digits.substr(2);
+  }
+  uint64_t magnitude = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), magnitude, base);
+  const uint64_t limit = negative ? static_cast<uint64_t>(INT64_MAX) + 1 : static_cast<uint64_t>(INT64_MAX);
+  REMOE_CHECK(ec != std::errc::result_out_of_range && magnitude <= limit, "config: ", where, " = ", literal,
+              " does not fit a 64-bit integer");
+}
+
 json toml_to_json(const toml::value& v, const std::string& where) {
   if (v.is_boolean()) return v.as_boolean();
-  if (v.is_integer()) return static_cast<int64_t>(v.as_integer());
+  if (v.is_integer()) {
+    check_toml_integer_fits(v, where);
+    return static_cast<int64_t>(v.as_integer());
+  }
   if (v.is_floating()) return v.as_floating();
   if (v.is_string()) return v.as_string().str;
   fail("config: ", where, " has a value type the config does not use (arrays, tables and dates are not keys)");
@@ -256,6 +292,10 @@ void Config::finalize() {
   if (string("run.name").empty()) {
     values_["run.name"] = string("moe.router") + "-" + preset + "-s" + std::to_string(integer("run.seed"));
   }
+  // The run directory is run.dir/run.name: a name with a '/' or a '..' would put it elsewhere.
+  const std::string& name = string("run.name");
+  REMOE_CHECK(name != "." && name != ".." && name.find('/') == std::string::npos, "config: run.name = '", name,
+              "' must be a plain directory name inside run.dir (no '/', not '.' or '..')");
   REMOE_CHECK(real("train.min_lr") <= real("train.lr"), "config: train.min_lr = ", real("train.min_lr"),
               " must be <= train.lr = ", real("train.lr"));
   REMOE_CHECK(integer("train.warmup_steps") <= integer("train.steps"), "config: train.warmup_steps = ",
