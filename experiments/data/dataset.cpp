@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdint>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -65,6 +66,34 @@ std::string relative_inside(const std::filesystem::path& path, const std::filesy
   return rel.generic_string();
 }
 
+// The file's modification time in nanoseconds since the epoch.
+int64_t mtime_ns(const std::filesystem::path& path) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::filesystem::last_write_time(path).time_since_epoch())
+      .count();
+}
+
+// The optional bookkeeping fields of a shard's manifest entry; present ones must be integers.
+ShardRecord read_shard_record(const json& root, const std::string& split, const std::string& file) {
+  const json& entry = require(root, "shards/" + split, file);
+  ShardRecord r;
+  auto count = [&](const char* key) -> std::optional<uint64_t> {
+    if (!entry.contains(key)) return std::nullopt;
+    REMOE_CHECK(entry[key].is_number_unsigned(), "dataset manifest ", file, ": key \"shards/", split, "/", key,
+                "\" must be an integer >= 0, got ", entry[key].dump());
+    return entry[key].get<uint64_t>();
+  };
+  r.n_tokens = count("n_tokens");
+  r.n_docs = count("n_docs");
+  r.bytes = count("bytes");
+  if (entry.contains("mtime_ns")) {
+    REMOE_CHECK(entry["mtime_ns"].is_number_integer(), "dataset manifest ", file, ": key \"shards/", split,
+                "/mtime_ns\" must be an integer, got ", entry["mtime_ns"].dump());
+    r.mtime_ns = entry["mtime_ns"].get<int64_t>();
+  }
+  if (entry.contains("fnv1a64") && entry["fnv1a64"].is_string()) r.fnv1a64 = entry["fnv1a64"].get<std::string>();
+  return r;
+}
+
 }  // namespace
 
 DatasetInfo load_dataset(const std::filesystem::path& data_dir) {
@@ -104,7 +133,36 @@ DatasetInfo load_dataset(const std::filesystem::path& data_dir) {
 
   info.train_shard = inside(info.dir, require_string(root, "shards/train/file", file), "shards/train/file", file);
   info.valid_shard = inside(info.dir, require_string(root, "shards/valid/file", file), "shards/valid/file", file);
+  info.train_record = read_shard_record(root, "train", file);
+  info.valid_record = read_shard_record(root, "valid", file);
   return info;
+}
+
+Shard open_dataset_shard(const DatasetInfo& info, const std::string& split) {
+  REMOE_CHECK(split == "train" || split == "valid", "open_dataset_shard: split must be train or valid, got ", split);
+  const std::filesystem::path& path = split == "train" ? info.train_shard : info.valid_shard;
+  const ShardRecord& record = split == "train" ? info.train_record : info.valid_record;
+  const std::string manifest = (info.dir / "dataset.json").string(), name = path.string();
+  Shard shard = Shard::open(path);
+  REMOE_CHECK(shard.vocab_size() == info.vocab_size, "shard ", name, " has vocab_size ", shard.vocab_size(),
+              " but ", manifest, " says vocab_size ", info.vocab_size, " (rebuild the dataset with `remoe data`)");
+  REMOE_CHECK(shard.n_docs() == 0 || shard.max_domain() < info.domains.size(), "shard ", name,
+              " has documents of domain id ", shard.max_domain(), " but ", manifest, " names only ",
+              info.domains.size(), " domains");
+  auto same = [&](const char* key, const std::optional<uint64_t>& recorded, uint64_t actual) {
+    REMOE_CHECK(!recorded || *recorded == actual, "shard ", name, " has ", key, " = ", actual, " but ", manifest,
+                " records shards/", split, "/", key, " = ", *recorded,
+                " (the file was replaced after the manifest was written; rebuild with `remoe data`)");
+  };
+  same("n_tokens", record.n_tokens, shard.n_tokens());
+  same("n_docs", record.n_docs, shard.n_docs());
+  same("bytes", record.bytes, std::filesystem::file_size(path));
+  // A changed mtime alone is harmless (a copy); then the content must still be the recorded one.
+  if (record.mtime_ns && *record.mtime_ns != mtime_ns(path) && !record.fnv1a64.empty())
+    REMOE_CHECK(hex64(fnv1a64_file(path)) == record.fnv1a64, "shard ", name, " was modified after ", manifest,
+                " was written (its mtime and its hash differ from shards/", split,
+                "/fnv1a64); rebuild with `remoe data`");
+  return shard;
 }
 
 void write_dataset_manifest(const DatasetInfo& info, const nlohmann::json& build) {
@@ -134,7 +192,9 @@ void write_dataset_manifest(const DatasetInfo& info, const nlohmann::json& build
     root["shards"][split] = {{"file", relative_inside(path, info.dir, std::string(split) + " shard")},
                              {"n_tokens", shard.n_tokens()},
                              {"n_docs", shard.n_docs()},
-                             {"fnv1a64", hex64(fnv1a64_file(path))}};
+                             {"fnv1a64", hex64(fnv1a64_file(path))},
+                             {"bytes", std::filesystem::file_size(path)},
+                             {"mtime_ns", mtime_ns(path)}};
   }
   root["build"] = build.is_null() ? nlohmann::ordered_json::object() : nlohmann::ordered_json::parse(build.dump());
 

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstdio>
@@ -158,14 +159,29 @@ uint64_t ShardWriter::tokens_written() const { return impl_->n_tokens; }
 
 struct Shard::Impl {
   std::filesystem::path path;
+  int fd = -1;  // kept open to fstat the file before reads
+  struct timespec mtime {};
   const unsigned char* map = nullptr;
   size_t map_bytes = 0;
   Header header{};
   const unsigned char* tokens = nullptr;
   const unsigned char* index = nullptr;
+  uint32_t max_domain = 0;
 
   ~Impl() {
     if (map) ::munmap(const_cast<unsigned char*>(map), map_bytes);
+    if (fd >= 0) ::close(fd);
+  }
+  // The cheap check before touching the mapping: same size and mtime as at open().
+  void check_stat() const {
+    struct stat st {};
+    REMOE_CHECK(::fstat(fd, &st) == 0, "shard ", path.string(), ": cannot stat: ", errno_text());
+    REMOE_CHECK(static_cast<uint64_t>(st.st_size) == map_bytes, "shard ", path.string(),
+                ": the file changed on disk since it was opened (", map_bytes, " bytes then, ", st.st_size,
+                " now); was the dataset rebuilt or the file truncated under a running job? Restart the job");
+    REMOE_CHECK(st.st_mtim.tv_sec == mtime.tv_sec && st.st_mtim.tv_nsec == mtime.tv_nsec, "shard ", path.string(),
+                ": the file was modified on disk since it was opened (its mtime changed); was the dataset rebuilt "
+                "under a running job? Restart the job");
   }
   uint32_t raw_token(uint64_t i) const {
     if (header.token_bytes == 2) {
@@ -194,23 +210,16 @@ Shard Shard::open(const std::filesystem::path& path, bool verify_checksum) {
   Impl& s = *shard.impl_;
   s.path = path;
   const std::string name = path.string();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  REMOE_CHECK(fd >= 0, "shard ", name, ": cannot open: ", errno_text());
+  s.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // closed by ~Impl, also when a check below throws
+  REMOE_CHECK(s.fd >= 0, "shard ", name, ": cannot open: ", errno_text());
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const std::string why = errno_text();
-    ::close(fd);
-    fail("shard ", name, ": cannot stat: ", why);
-  }
+  REMOE_CHECK(::fstat(s.fd, &st) == 0, "shard ", name, ": cannot stat: ", errno_text());
+  s.mtime = st.st_mtim;
   const auto file_bytes = static_cast<uint64_t>(st.st_size);
-  if (file_bytes < kHeaderBytes) {
-    ::close(fd);
-    fail("shard ", name, ": truncated: ", file_bytes, " bytes, smaller than the ", kHeaderBytes, "-byte header");
-  }
-  void* map = ::mmap(nullptr, file_bytes, PROT_READ, MAP_PRIVATE, fd, 0);
-  const std::string map_error = map == MAP_FAILED ? errno_text() : "";
-  ::close(fd);  // the mapping keeps the file open
-  REMOE_CHECK(map != MAP_FAILED, "shard ", name, ": cannot mmap: ", map_error);
+  REMOE_CHECK(file_bytes >= kHeaderBytes, "shard ", name, ": truncated: ", file_bytes, " bytes, smaller than the ",
+              kHeaderBytes, "-byte header");
+  void* map = ::mmap(nullptr, file_bytes, PROT_READ, MAP_PRIVATE, s.fd, 0);
+  REMOE_CHECK(map != MAP_FAILED, "shard ", name, ": cannot mmap: ", errno_text());
   s.map = static_cast<const unsigned char*>(map);
   s.map_bytes = file_bytes;
 
@@ -242,6 +251,7 @@ Shard Shard::open(const std::filesystem::path& path, bool verify_checksum) {
                 ": document ", i, " spans tokens [", e.start, ", ", e.start + e.n_tokens, "), expected it to start at ",
                 expected_start, " and end within ", h.n_tokens, " tokens");
     expected_start += e.n_tokens;
+    s.max_domain = std::max(s.max_domain, e.domain);
   }
   REMOE_CHECK(expected_start == h.n_tokens, "shard ", name, ": documents cover ", expected_start, " of ",
               h.n_tokens, " tokens");
@@ -263,8 +273,19 @@ uint64_t Shard::n_tokens() const { return impl_->header.n_tokens; }
 uint64_t Shard::n_docs() const { return impl_->header.n_docs; }
 uint32_t Shard::vocab_size() const { return impl_->header.vocab_size; }
 const std::filesystem::path& Shard::path() const { return impl_->path; }
+uint32_t Shard::max_domain() const { return impl_->max_domain; }
+
+void Shard::check_unchanged() const {
+  impl_->check_stat();
+  Header now{};
+  REMOE_CHECK(::pread(impl_->fd, &now, sizeof now, 0) == static_cast<ssize_t>(sizeof now), "shard ",
+              impl_->path.string(), ": cannot re-read the header: ", errno_text());
+  REMOE_CHECK(std::memcmp(&now, &impl_->header, sizeof now) == 0, "shard ", impl_->path.string(),
+              ": the header changed on disk since the file was opened; restart the job");
+}
 
 int32_t Shard::token(uint64_t i) const {
+  impl_->check_stat();
   REMOE_CHECK(i < impl_->header.n_tokens, "shard ", impl_->path.string(), ": token index ", i, " out of range (",
               impl_->header.n_tokens, " tokens)");
   return static_cast<int32_t>(impl_->raw_token(i));
@@ -274,6 +295,7 @@ void Shard::read(uint64_t start, std::span<int64_t> out) const {
   const uint64_t n = impl_->header.n_tokens;
   REMOE_CHECK(start <= n && out.size() <= n - start, "shard ", impl_->path.string(), ": read of ", out.size(),
               " tokens at ", start, " runs past the end (", n, " tokens)");
+  impl_->check_stat();
   if (impl_->header.token_bytes == 2) {
     const unsigned char* p = impl_->tokens + 2 * start;
     for (size_t i = 0; i < out.size(); ++i) {

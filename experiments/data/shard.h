@@ -52,7 +52,10 @@ class ShardWriter {
 
 // A read-only, memory-mapped shard. open() validates magic, version, sizes against the file size,
 // and the checksum (unless verify_checksum is false), and throws remoe::Error naming the file and
-// what is wrong.
+// what is wrong. The file is opened O_RDONLY and mapped PROT_READ. A mapped file that is truncated
+// under us would turn the next read into SIGBUS, so every read() / token() first checks (one
+// fstat) that the file still has the size and modification time it had when opened, and throws a
+// clear error if not; check_unchanged() does the same and also compares the header.
 class Shard {
  public:
   static Shard open(const std::filesystem::path& path, bool verify_checksum = true);
@@ -68,6 +71,11 @@ class Shard {
   void read(uint64_t start, std::span<int64_t> out) const;
   DocEntry doc(uint64_t i) const;
   const std::filesystem::path& path() const;
+  // The largest document domain id (0 for a shard without documents); checked against the
+  // manifest's domain names when a dataset is opened.
+  uint32_t max_domain() const;
+  // Throws remoe::Error if the file changed since open() (size, mtime or header).
+  void check_unchanged() const;
 
  private:
   Shard();

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -306,5 +307,31 @@ TEST_CASE("dataset: manifest written from the files and read back; bad manifests
   SUBCASE("no manifest") {
     fs::remove(dir.path / "dataset.json");
     CHECK_THROWS_WITH_ALL(load_dataset(dir.path), "dataset.json", "remoe data");
+  }
+}
+
+TEST_CASE("shard: a file truncated or rewritten under an open shard is an error, not SIGBUS") {
+  TempDir dir("shard_changed");
+  const fs::path path = write_sample(dir.path / "s.bin", 1000);
+  {
+    Shard shard = Shard::open(path);
+    std::vector<int64_t> window(3);
+    shard.read(0, window);
+    shard.check_unchanged();
+    fs::resize_file(path, 64);  // truncated in place: the mapping's pages past 64 bytes are gone
+    CHECK_THROWS_WITH_ALL(shard.read(0, window), "s.bin", "changed on disk");
+    CHECK_THROWS_WITH_ALL(shard.token(1), "s.bin", "changed on disk");
+    CHECK_THROWS_WITH_ALL(shard.check_unchanged(), "s.bin");
+  }
+  {
+    write_sample(path, 1000);  // a new file under the same name: a new inode, the old mapping stays valid
+    Shard shard = Shard::open(path);
+    const std::string bytes = read_file_bytes(path);
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);  // same size, rewritten in place
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    f.close();
+    fs::last_write_time(path, fs::last_write_time(path) + std::chrono::seconds(5));
+    std::vector<int64_t> window(3);
+    CHECK_THROWS_WITH_ALL(shard.read(0, window), "s.bin", "modified");
   }
 }
