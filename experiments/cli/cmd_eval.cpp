@@ -1,4 +1,5 @@
 #include <iostream>
+#include <limits>
 
 #include "experiments/cli/commands.h"
 #include "experiments/train/run_eval.h"
@@ -14,10 +15,14 @@ Command add_eval_command(CLI::App& app) {
   auto no_zero_shot = std::make_shared<bool>(false);
   sub->add_option("run", *run, "run directory (runs/<name>)")->required();
   sub->add_option("--ckpt", *ckpt, "checkpoint directory (default: the newest complete one)");
-  sub->add_option("--max-tokens", o->max_tokens_per_domain, "held-out tokens per domain (0 = all)")->capture_default_str();
+  sub->add_option("--max-tokens", o->max_tokens_per_domain, "held-out tokens per domain (0 = all)")
+      ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()))
+      ->capture_default_str();
   sub->add_option("--eval-dir", *eval_dir, "where the benchmark files are (default: ../shared/eval)");
   sub->add_option("--tasks", o->tasks, "zero-shot tasks (hellaswag piqa boolq lambada_openai)")->delimiter(',');
-  sub->add_option("--limit", o->limit, "items per zero-shot task (0 = all)")->capture_default_str();
+  sub->add_option("--limit", o->limit, "items per zero-shot task (0 = all)")
+      ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()))
+      ->capture_default_str();
   sub->add_flag("--no-zero-shot", *no_zero_shot, "held-out loss only");
   return [o, run, ckpt, eval_dir, no_zero_shot]() {
     o->run_dir = *run;

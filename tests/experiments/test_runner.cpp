@@ -16,95 +16,17 @@
 #include "experiments/train/checkpoint.h"
 #include "experiments/train/run.h"
 #include "experiments/train/run_eval.h"
+#include "runner_fixture.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
 using namespace remoe;
 using namespace remoe::experiments;
 
-namespace {
-
-// One scratch directory per test process, removed when the process exits.
-struct TempRoot {
-  fs::path path = fs::temp_directory_path() / ("remoe_test_runner_" + std::to_string(::getpid()));
-  TempRoot() {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempRoot() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-};
-
-fs::path temp_root() {
-  static TempRoot root;
-  return root.path;
-}
-
-
-// A two-domain dataset from tests/data/gpl3.txt: paragraphs become documents; every 8th pair is held
-// out. Built once per test binary (SentencePiece vocab 512: about a second).
-fs::path tiny_dataset() {
-  static fs::path dir = [] {
-    fs::path d = temp_root() / "data";
-    fs::create_directories(d / "text/train");
-    fs::create_directories(d / "text/valid");
-    std::string text = test::read_file_bytes(REMOE_SOURCE_DIR "/tests/data/gpl3.txt");
-    std::vector<std::string> paragraphs;
-    size_t pos = 0;
-    while (pos < text.size()) {
-      size_t end = text.find("\n\n", pos);
-      if (end == std::string::npos) end = text.size();
-      if (end > pos + 20) paragraphs.push_back(text.substr(pos, end - pos));
-      pos = end + 2;
-    }
-    std::ofstream files[2][2] = {{std::ofstream(d / "text/train/legal.jsonl"), std::ofstream(d / "text/train/prose.jsonl")},
-                                 {std::ofstream(d / "text/valid/legal.jsonl"), std::ofstream(d / "text/valid/prose.jsonl")}};
-    for (size_t i = 0; i < paragraphs.size(); ++i) {
-      nlohmann::json doc = {{"domain", i % 2 ? "prose" : "legal"}, {"source", "gpl3"}, {"text", paragraphs[i]}};
-      files[(i / 2) % 8 == 0][i % 2] << doc.dump() << "\n";
-    }
-    for (auto& split : files)
-      for (auto& f : split) f.close();
-    data::BuildOptions o;
-    o.out = d;
-    o.skip_corpus = true;
-    o.vocab_size = 512;
-    o.tokenizer_sample_mb = 1;
-    data::build_dataset(o);
-    return d;
-  }();
-  return dir;
-}
-
-RunOptions tiny_run(const std::string& name, int64_t steps) {
-  RunOptions o;
-  o.quiet = true;
-  Config& c = o.config;
-  c.set("data.dir", tiny_dataset().string());
-  c.set("run.dir", (temp_root() / "runs").string());
-  c.set("run.name", name);
-  c.apply_overrides({"--model.d_model=32", "--model.n_layers=2", "--model.n_heads=2", "--model.n_kv_heads=2",
-                     "--model.seq_len=32", "--moe.num_experts=4", "--train.batch_size=4", "--train.lr=3e-3",
-                     "--train.min_lr=3e-4", "--log.interval=1", "--eval.interval=0", "--eval.max_tokens=512",
-                     "--ckpt.interval=10", "--ckpt.keep=5"});
-  c.set("train.steps", steps);
-  return o;
-}
-
-std::vector<double> losses(const fs::path& run_dir) {
-  std::vector<double> out;
-  std::ifstream in(run_dir / "metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
-    if (j["kind"] == "train") out.push_back(j["loss"].get<double>());
-  }
-  return out;
-}
-
-}  // namespace
+using test::losses;
+using test::temp_root;
+using test::tiny_dataset;
+using test::tiny_run;
 
 TEST_CASE("dataset: remoe data builds shards and a manifest, and a second run does nothing") {
   fs::path d = tiny_dataset();
@@ -153,7 +75,7 @@ TEST_CASE("runner: a resumed run is bit-identical to an uninterrupted one (CPU)"
         nlohmann::json::parse(test::read_file_bytes(rest.dir / "ckpt/step_20/state.json"))["lambda"]);
 
   // A second start without --resume must not overwrite the finished run.
-  CHECK_THROWS_WITH_ALL(run_training(tiny_run("straight", 20)), "already holds a run", "--resume");
+  CHECK_THROWS_WITH_ALL(run_training(tiny_run("straight", 20)), "already holds a run", "--resume", "--fresh");
 }
 
 TEST_CASE("checkpoints: round trip of every tensor and lambda; torn or corrupt ones are skipped") {
@@ -189,6 +111,11 @@ TEST_CASE("checkpoints: round trip of every tensor and lambda; torn or corrupt o
   fs::create_directories(root / ".tmp-step_9-12345");
   std::ofstream(root / ".tmp-step_9-12345/model.safetensors") << "partial";
   fs::copy(dir, root / "step_8", fs::copy_options::recursive);
+  {
+    auto state = nlohmann::json::parse(test::read_file_bytes(root / "step_8/state.json"));
+    state["step"] = 8;  // a checkpoint of step 8 in every respect but its damaged weights
+    std::ofstream(root / "step_8/state.json", std::ios::trunc) << state.dump(2);
+  }
   {
     std::fstream f(root / "step_8/model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(100);
@@ -263,6 +190,7 @@ TEST_CASE("runner: deterministic resume refuses another thread count") {
   const int before = omp_get_max_threads();
   RunOptions second = tiny_run("threads", 8);
   second.resume = true;
+  second.config.set("ckpt.interval", int64_t{4});
   second.config.set("system.threads", int64_t{before + 1});
   CHECK_THROWS_WITH_ALL(run_training(std::move(second)), "--resume", "thread(s)", "system.threads");
   omp_set_num_threads(before);  // run_training applied system.threads process-wide
