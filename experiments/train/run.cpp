@@ -600,7 +600,7 @@ RunResult finish_run(RunSetup& s, const RunFiles& files, const LoopEnd& loop, Cl
     const fs::path ckpt = have_final ? final_ckpt : save_and_prune(s, files, s.steps);
     try {
       evaluate_heldout(s, files, s.steps);
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {  // any failure: the trained steps are on disk already
       eval_error = e.what();
       result.end = RunEnd::Failed;
       result.message = fmt::format("trained all {} steps (checkpoint {}), but the final evaluation failed: {} "
