@@ -16,6 +16,7 @@ Command add_train_command(CLI::App& app, const std::vector<std::string>& argv);
 Command add_eval_command(CLI::App& app);
 Command add_demo_command(CLI::App& app, const std::vector<std::string>& argv);
 Command add_bench_command(CLI::App& app);
+Command add_sample_command(CLI::App& app);
 Command add_sweep_command(CLI::App& app);
 Command add_report_command(CLI::App& app);
 

@@ -4,6 +4,7 @@
 //   remoe eval   held-out loss per domain and zero-shot benchmarks of a checkpoint
 //   remoe demo   dense vs TopK vs ReMoE on the demo corpus, side by side
 //   remoe bench  speed: the training step (vs PyTorch with compare.py), the GEMM peak
+//   remoe sample generate text from a run's checkpoint
 //   remoe sweep  run a sweep file (one run per point and seed; skip, resume, budget, pack)
 //   remoe report tables and plots from run directories, sweep directories or packed archives
 #include <iostream>
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
   commands["eval"] = remoe::cli::add_eval_command(app);
   commands["demo"] = remoe::cli::add_demo_command(app, args);
   commands["bench"] = remoe::cli::add_bench_command(app);
+  commands["sample"] = remoe::cli::add_sample_command(app);
   commands["sweep"] = remoe::cli::add_sweep_command(app);
   commands["report"] = remoe::cli::add_report_command(app);
   try {

@@ -66,7 +66,7 @@ const std::vector<KeySpec>& config_schema() {
       real("model.rope_base", 1e6, "RoPE base", 1.0),
       integer("model.ffn_hidden", 0, "width of one G=1 expert / dense FFN; 0 = 4·d_model", 0),
       integer("model.dense_multiplier", 1, "dense×M baseline: intermediate width multiplied by M", 1),
-      str("moe.router", "relu", "FFN kind: dense, TopK MoE, or ReMoE", {"dense", "topk", "relu"}),
+      str("moe.router", "relu", "the router (models/router_registry.cpp; docs/routers.md)", router_names()),
       integer("moe.num_experts", 8, "E", 1),
       integer("moe.topk", 1, "k (TopK) / the target 1 − k/E (ReMoE)", 1),
       integer("moe.granularity", 1, "G: E·G experts of width d_ffn/G, k·G active", 1),
@@ -74,6 +74,12 @@ const std::vector<KeySpec>& config_schema() {
       real("moe.l1_coeff_init", 1e-8, "ReMoE λ0", 0.0),
       real("moe.l1_coeff_multiplier", 1.2, "ReMoE α (λ ← λ·α^sign(target − S))", 1.0),
       boolean("moe.load_balanced_l1", true, "ReMoE L1 with load balancing (Eq. 10–11) or plain (Eq. 9)"),
+      boolean("moe.l1_sum_over_layers", false, "ReMoE: L_reg summed over layers without the 1/L of Eq. 10 (reference code)"),
+      integer("moe.topk_warmup_k", 0, "TopK: k during the first moe.topk_warmup_steps steps (paper: 6); 0 = no warm-up", 0),
+      integer("moe.topk_warmup_steps", 0, "TopK: steps of the near-dense warm-up (paper: 100)", 0),
+      boolean("moe.topk_renormalize", false, "TopK: gates renormalised over the chosen k (Mixtral/DeepSeek; k = 1 gives gate 1)"),
+      real("moe.sparsemixer_eps", 0.01, "SparseMixer-v2: jitter ε of the candidate mask (GRIN)", 0.0, 1.0),
+      integer("moe.lory_segment", 64, "Lory: segment length in tokens (paper 256 of 1024-token contexts)", 1),
       integer("train.steps", 1000, "optimizer steps", 1),
       integer("train.batch_size", 16, "sequences per micro-batch", 1),
       integer("train.micro_batches", 1, "micro-batches accumulated per step", 1),
@@ -319,6 +325,12 @@ ModelConfig Config::model_config(int64_t vocab_size) const {
   c.dense_multiplier = integer("model.dense_multiplier");
   c.aux_loss_coeff = real("moe.aux_loss_coeff");
   c.l1_load_balanced = boolean("moe.load_balanced_l1");
+  c.l1_sum_over_layers = boolean("moe.l1_sum_over_layers");
+  c.topk_warmup_k = integer("moe.topk_warmup_k");
+  c.topk_warmup_steps = integer("moe.topk_warmup_steps");
+  c.topk_renormalize = boolean("moe.topk_renormalize");
+  c.sparsemixer_eps = real("moe.sparsemixer_eps");
+  c.lory_segment = integer("moe.lory_segment");
   c.seed = static_cast<uint64_t>(integer("run.seed"));
   return c;
 }
