@@ -23,6 +23,8 @@ struct RouteContext {
   int64_t step = kEvaluation;  // the optimizer step being taken; kEvaluation outside training
   int64_t layer = 0;
   uint64_t seed = 0;  // model seed: random routers draw from (seed, step, layer)
+  Communicator* dp = nullptr;  // data-parallel replicas of this micro-batch (shared LB statistics)
+  int64_t first_token = 0;     // index of row 0 in the whole micro-batch (this rank's share starts there)
   bool training() const { return step != kEvaluation; }
 };
 

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/comm.h"
 #include "ops/ops.h"
 
 namespace remoe {
@@ -31,14 +32,26 @@ struct RouterOutput {
 // Fills counts and active_pairs of a router output from its routing.
 RouterOutput routed(Routing routing, int64_t tokens, int64_t experts);
 
+// The routing statistics of a micro-batch split over data-parallel replicas (docs/scaling.md):
+// the counts c_e and the token count T summed over the ranks of `dp` (unchanged when dp is null or
+// one process), so that load balancing sees the whole micro-batch as the 1-process run does.
+struct BatchCounts {
+  Tensor counts;  // [E] i64
+  int64_t tokens = 0;
+};
+BatchCounts replica_counts(const Tensor& local_counts, int64_t local_tokens, Communicator* dp);
+
 // The load-balancing loss of the TopK family (Switch/dMoE form, docs/routers.md):
 // coeff · E/(k·T²) · Σ_e (Σ_t p_te) · c_e, with c_e a constant. Scalar, differentiable in p.
-Tensor load_balancing_loss(const Tensor& probs, const Tensor& counts, int64_t k, double coeff);
+// With replicas, p holds this rank's tokens and c, T are the whole micro-batch's: the ranks'
+// values sum to the loss of the whole micro-batch.
+Tensor load_balancing_loss(const Tensor& probs, const BatchCounts& batch, int64_t k, double coeff);
 
 struct TopKOptions {
   int64_t k = 1;
   double aux_coeff = 0.01;
   bool renormalize = false;  // gates p / Σ_chosen p (Mixtral, DeepSeek); with k = 1 the gate is 1
+  Communicator* dp = nullptr;  // data-parallel replicas whose tokens share the LB statistics
 };
 // TopK+softmax ("dMoE", the paper's baseline): p = softmax(logits) in f32 over all E; the k
 // largest, gates = p (not renormalised unless asked); aux = load_balancing_loss(p).
@@ -48,8 +61,9 @@ inline RouterOutput route_topk(const Tensor& logits, int64_t k, double aux_coeff
 }
 
 // ReMoE (docs/routers.md): R = ReLU(logits); every pair with R > 0 is routed with gate R. The penalty
-// uses f_e = E/(k·T) · c_e (load-balanced, Eq. 10–11) or f_e = 1 (plain L1, Eq. 9).
-RouterOutput route_relu(const Tensor& logits, int64_t k, bool load_balanced);
+// uses f_e = E/(k·T) · c_e (load-balanced, Eq. 10–11) or f_e = 1 (plain L1, Eq. 9); with
+// replicas (dp), c_e and T are the whole micro-batch's and the penalty is this rank's share.
+RouterOutput route_relu(const Tensor& logits, int64_t k, bool load_balanced, Communicator* dp = nullptr);
 
 // Hash layers (Roller et al. 2021): token id v goes to the k experts (h(v) + j) mod E, j < k, with
 // h a fixed integer hash (splitmix64); gate 1; no router weights and no loss.
@@ -68,6 +82,8 @@ struct SparseMixerOptions {
   bool training = false;  // sample the expert (training) or take the argmax (evaluation)
   uint64_t seed = 0;      // the (seed, stream) of this layer and step's random draws
   uint64_t stream = 0;
+  Communicator* dp = nullptr;  // data-parallel replicas whose tokens share the LB statistics
+  int64_t first_token = 0;     // index of row 0 in the whole micro-batch (data parallelism)
 };
 // SparseMixer-v2 (Liu et al. 2024, GRIN, arXiv 2409.12136): TopK whose router gradient is the
 // estimator of GRIN (docs/routers.md): each of the k experts is sampled among the near-best

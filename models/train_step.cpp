@@ -12,6 +12,32 @@ Trainer::Trainer(Transformer& model, AdamWOptions adamw, LrSchedule schedule, do
       controller_(SparsityControllerConfig{model.config().active(), model.config().experts(), lambda0, alpha}),
       clip_norm_(clip_norm) {}
 
+void Trainer::set_data_parallel(std::shared_ptr<Communicator> dp) {
+  REMOE_CHECK(dp != nullptr, "Trainer::set_data_parallel: no communicator");
+  dp_ = std::move(dp);
+  broadcast_parameters(model_.parameters(), *dp_);
+}
+
+// The step's metrics over every replica: LM loss averaged, router terms and counts summed (each
+// rank holds its share of the whole micro-batch's sums), tokens summed. (m.loss is already global.)
+void Trainer::reduce_over_replicas(StepMetrics& m, int64_t& active, int64_t& slots) const {
+  if (dp_->size() == 1) return;
+  std::vector<double> mean_part = {m.lm_loss}, sum_part = {m.aux_loss, m.reg_loss, m.router_loss};
+  dp_->all_reduce(mean_part.data(), 1, DType::f64, ReduceOp::mean);
+  dp_->all_reduce(sum_part.data(), 3, DType::f64, ReduceOp::sum);
+  m.lm_loss = mean_part[0];
+  m.aux_loss = sum_part[0];
+  m.reg_loss = sum_part[1];
+  m.router_loss = sum_part[2];
+  std::vector<int64_t> totals = {active, slots, m.tokens};
+  for (const std::vector<int64_t>& layer : m.expert_counts) totals.insert(totals.end(), layer.begin(), layer.end());
+  dp_->all_reduce(totals.data(), static_cast<int64_t>(totals.size()), DType::i64, ReduceOp::sum);
+  active = totals[0], slots = totals[1], m.tokens = totals[2];
+  size_t at = 3;
+  for (std::vector<int64_t>& layer : m.expert_counts)
+    for (int64_t& c : layer) c = totals[at++];
+}
+
 StepMetrics Trainer::step(const std::vector<Batch>& micro_batches) {
   REMOE_CHECK(!micro_batches.empty(), "Trainer::step: no micro-batches");
   StepMetrics m;
@@ -21,11 +47,15 @@ StepMetrics Trainer::step(const std::vector<Batch>& micro_batches) {
   const double scale = 1.0 / static_cast<double>(micro_batches.size());
   int64_t active = 0, slots = 0;
   model_.zero_grad();
-  for (const Batch& b : micro_batches) {
-    ForwardOutput out = model_.forward(b.inputs, ForwardOptions{step_});
+  const double replicas = static_cast<double>(dp_->size());
+  for (const Batch& global : micro_batches) {
+    const Batch b = rank_share(global, *dp_);
+    ForwardOutput out = model_.forward(b.inputs, ForwardOptions{step_, nullptr, dp_.get(), dp_->rank() * b.inputs.numel()});
     phase_done("forward");
-    LossParts parts = compute_loss(model_, out, b.targets, m.lambda);
+    LossParts parts = compute_loss(model_, out, b.targets, m.lambda, replicas);
+    // The micro-batch's loss over every replica: every rank sees the same value and stops alike.
     double total = parts.total.item();
+    if (dp_->size() > 1) total = dp_->all_reduce(parts.lm, ReduceOp::mean) + dp_->all_reduce(parts.router_term, ReduceOp::sum);
     REMOE_CHECK(std::isfinite(total), "training: non-finite loss (", total, ") at step ", step_,
                 "; weights were not updated");
     phase_done("loss");
@@ -46,6 +76,8 @@ StepMetrics Trainer::step(const std::vector<Batch>& micro_batches) {
       for (size_t e = 0; e < cnt.size(); ++e) m.expert_counts[l][e] += cnt[e];
     }
   }
+  reduce_over_replicas(m, active, slots);
+  average_gradients(model_.parameters(), *dp_);  // identical gradients, so an identical norm and update
   m.grad_norm = clip_grad_norm(model_.parameters(), clip_norm_);
   phase_done("clip_grad_norm");
   REMOE_CHECK(std::isfinite(m.grad_norm), "training: non-finite gradient norm at step ", step_,

@@ -3,20 +3,17 @@
 // scheduled learning rate, and the ReMoE λ update from the step's sparsity (docs/routers.md, docs/model.md).
 #pragma once
 #include <functional>
+#include <memory>
 #include <utility>
 #include <vector>
 
+#include "models/data_parallel.h"
 #include "models/lr_schedule.h"
 #include "models/optim.h"
 #include "models/sparsity_controller.h"
 #include "models/transformer.h"
 
 namespace remoe {
-
-struct Batch {
-  Tensor inputs;   // [B, T] i64
-  Tensor targets;  // [B, T] i64 (inputs shifted by one)
-};
 
 struct StepMetrics {
   int64_t step = 0;       // index of the step just taken (0-based)
@@ -37,8 +34,14 @@ class Trainer {
  public:
   Trainer(Transformer& model, AdamWOptions adamw, LrSchedule schedule, double clip_norm = 1.0,
           double lambda0 = 1e-8, double alpha = 1.2);
-  // Takes one optimizer step over `micro_batches`. A non-finite loss or gradient norm throws
-  // remoe::Error before any weight changes.
+  // Trains as one of the data-parallel replicas of `dp` (docs/scaling.md): rank 0's parameters are
+  // broadcast now; each step takes this rank's share of every micro-batch's rows, the routers'
+  // load-balancing statistics, the gradients, the metrics and the sparsity driving λ are over all
+  // replicas, so every rank takes the same step. The optimizer must be fresh or loaded identically.
+  void set_data_parallel(std::shared_ptr<Communicator> dp);
+  const Communicator& data_parallel() const { return *dp_; }
+  // Takes one optimizer step over `micro_batches` (the global ones: every rank passes the same).
+  // A non-finite loss or gradient norm throws remoe::Error before any weight changes, on every rank.
   StepMetrics step(const std::vector<Batch>& micro_batches);
   int64_t steps_taken() const { return step_; }
   void set_steps_taken(int64_t s) { step_ = s; }
@@ -56,6 +59,8 @@ class Trainer {
   double clip_norm_;
   int64_t step_ = 0;
   std::function<void(const char*)> phase_hook_;
+  std::shared_ptr<Communicator> dp_ = single_process_communicator();
+  void reduce_over_replicas(StepMetrics& m, int64_t& active, int64_t& slots) const;
   void phase_done(const char* name) const {
     if (phase_hook_) phase_hook_(name);
   }

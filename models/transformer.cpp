@@ -112,7 +112,8 @@ ForwardOutput Transformer::forward(const Tensor& tokens, ForwardOptions options)
   const int64_t B = tokens.size(0), T = tokens.size(1);
   ForwardOutput out;
   Tensor x = embedding(embed_, tokens);  // [B, T, d]
-  RouteContext ctx{reshape(contiguous(tokens), {B * T}), B, T, options.step, 0, config_.seed};
+  RouteContext ctx{reshape(contiguous(tokens), {B * T}), B, T, options.step, 0, config_.seed, options.dp,
+                   options.first_token};
   KVCache* cache = options.cache;
   if (cache) {
     REMOE_CHECK(router_->token_local, "Transformer::forward: router '", router_->name,
@@ -131,7 +132,8 @@ ForwardOutput Transformer::forward(const Tensor& tokens, ForwardOptions options)
   return out;
 }
 
-LossParts compute_loss(const Transformer& model, const ForwardOutput& out, const Tensor& targets, double lambda) {
+LossParts compute_loss(const Transformer& model, const ForwardOutput& out, const Tensor& targets, double lambda,
+                       double router_scale) {
   const ModelConfig& c = model.config();
   LossParts p;
   Tensor lm = cross_entropy(out.logits, reshape(targets, {-1}));
@@ -148,13 +150,13 @@ LossParts compute_loss(const Transformer& model, const ForwardOutput& out, const
   if (kind == RouterLoss::aux) {
     p.aux = router_term.item();  // Σ over layers (docs/routers.md)
     p.router_term = p.aux;
-    p.total = add(lm, cast(router_term, lm.dtype()));
+    p.total = add(lm, cast(mul(router_term, router_scale), lm.dtype()));
   } else {
     // L_reg: the 1/L of Eq. 10, or the reference code's plain sum over layers.
     Tensor reg = c.l1_sum_over_layers ? router_term : div(router_term, static_cast<double>(out.layers.size()));
     p.reg = reg.item();
     p.router_term = lambda * p.reg;
-    p.total = add(lm, cast(mul(reg, lambda), lm.dtype()));
+    p.total = add(lm, cast(mul(reg, lambda * router_scale), lm.dtype()));
   }
   return p;
 }

@@ -31,6 +31,10 @@ struct ForwardOptions {
   // Inference: the tokens continue the cached positions (RoPE from cache->length), attend to them,
   // and are appended. Only for routers whose spec is token_local (a token's routing is its own).
   KVCache* cache = nullptr;
+  // Training on data-parallel replicas: the tokens are this rank's share of each micro-batch, and
+  // the routers' load-balancing statistics are summed over the replicas (docs/scaling.md).
+  Communicator* dp = nullptr;
+  int64_t first_token = 0;  // this rank's first token in the whole micro-batch
 };
 
 class RMSNorm : public Module {
@@ -97,7 +101,10 @@ struct LossParts {
 };
 
 // lm cross-entropy of logits vs targets [B, T] plus the router's term (its RouterSpec::loss);
-// `lambda` weighs L_reg.
-LossParts compute_loss(const Transformer& model, const ForwardOutput& out, const Tensor& targets, double lambda);
+// `lambda` weighs L_reg. `router_scale` multiplies the router's term in `total` only (data
+// parallelism: each of N ranks holds 1/N of the LM mean but its own share of the router sum, and
+// the gradients are averaged, so the ranks back-propagate lm + N·router share).
+LossParts compute_loss(const Transformer& model, const ForwardOutput& out, const Tensor& targets, double lambda,
+                       double router_scale = 1.0);
 
 }  // namespace remoe

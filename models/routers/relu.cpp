@@ -4,7 +4,7 @@
 
 namespace remoe {
 
-RouterOutput route_relu(const Tensor& logits, int64_t k, bool load_balanced) {
+RouterOutput route_relu(const Tensor& logits, int64_t k, bool load_balanced, Communicator* dp) {
   REMOE_CHECK(logits.dim() == 2, "route_relu: logits must be [T, E], got ", shape_str(logits.shape()));
   const int64_t T = logits.size(0), E = logits.size(1);
   REMOE_CHECK(k >= 1 && k <= E, "route_relu: k = ", k, " must be in [1, E = ", E, "]");
@@ -15,12 +15,14 @@ RouterOutput route_relu(const Tensor& logits, int64_t k, bool load_balanced) {
   Tensor expert_grid = expand(reshape(arange(0, static_cast<double>(E), 1, {DType::i64}), {1, E}), {T, E});
   RouterOutput out =
       routed({masked_select(token_grid, active), masked_select(expert_grid, active), masked_select(R, active)}, T, E);
-  // Penalty of this layer: Σ_t Σ_e f_e·R_te / T, f_e = E/(k·T)·c_e (Eq. 10–11) or 1 (Eq. 9).
+  // Penalty of this layer: Σ_t Σ_e f_e·R_te / T, f_e = E/(k·T)·c_e (Eq. 10–11) or 1 (Eq. 9); over
+  // replicas c_e and T are the whole micro-batch's, and each rank sums its own tokens.
+  const BatchCounts batch = replica_counts(out.counts, T, dp);
+  const double Tb = static_cast<double>(batch.tokens);
   Tensor weighted =
-      load_balanced
-          ? mul(R, reshape(mul(out.counts.to(dt), static_cast<double>(E) / (static_cast<double>(k) * static_cast<double>(T))), {1, E}))
-          : R;
-  out.loss = div(sum(weighted), static_cast<double>(T));
+      load_balanced ? mul(R, reshape(mul(batch.counts.to(dt), static_cast<double>(E) / (static_cast<double>(k) * Tb)), {1, E}))
+                    : R;
+  out.loss = div(sum(weighted), Tb);
   return out;
 }
 
@@ -33,8 +35,8 @@ RouterSpec relu_router() {
   s.adaptive_lambda = true;
   s.config_keys = {"moe.load_balanced_l1", "moe.l1_sum_over_layers", "moe.l1_coeff_init", "moe.l1_coeff_multiplier"};
   s.make_ffn = [](const ModelConfig& c, Generator& gen) -> std::shared_ptr<FFN> {
-    RouteFn route = [c](const Tensor& logits, const RouteContext&) {
-      return route_relu(logits, c.active(), c.l1_load_balanced);
+    RouteFn route = [c](const Tensor& logits, const RouteContext& ctx) {
+      return route_relu(logits, c.active(), c.l1_load_balanced, ctx.dp);
     };
     return std::make_shared<MoEFFN>(c, gen, route);
   };

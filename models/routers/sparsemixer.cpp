@@ -24,13 +24,16 @@ struct Pick {
   std::vector<double> omega;       // [T]
 };
 
+// Draws are indexed by the token's place in the whole micro-batch (first_token + t), so that data-
+// parallel replicas draw what the single process draws for the same token.
 Pick pick_experts(const std::vector<double>& s, std::vector<uint8_t>& taken, int64_t T, int64_t E,
-                  const SparseMixerOptions& o, uint64_t draw_offset) {
+                  const SparseMixerOptions& o, uint64_t pick) {
   Pick p{std::vector<uint8_t>(static_cast<size_t>(T * E), 0), std::vector<int64_t>(static_cast<size_t>(T)),
          std::vector<double>(static_cast<size_t>(T), 1.0)};
-  const uint64_t key = o.seed * 0x9E3779B97F4A7C15ull + o.stream;
+  const uint64_t key = (o.seed * 0x9E3779B97F4A7C15ull + o.stream) * 31 + pick;
   for (int64_t t = 0; t < T; ++t) {
     const size_t row = static_cast<size_t>(t * E);
+    const uint64_t draw = static_cast<uint64_t>(o.first_token + t) * static_cast<uint64_t>(E + 1);
     int64_t best = -1;
     for (int64_t e = 0; e < E; ++e)
       if (!taken[row + e] && (best < 0 || s[row + e] > s[row + best])) best = e;
@@ -44,12 +47,12 @@ Pick pick_experts(const std::vector<double>& s, std::vector<uint8_t>& taken, int
       p.candidate[row + e] = near;
       if (!near || !o.training) continue;
       // Gumbel-max sample among the candidates: argmax s_e − log(−log U_e).
-      const double u = philox_uniform(key, draw_offset + row + static_cast<uint64_t>(e));
+      const double u = philox_uniform(key, draw + static_cast<uint64_t>(e));
       const double gumbel_key = s[row + e] - std::log(-std::log(u));
       if (gumbel_key > chosen_key) chosen_key = gumbel_key, chosen = e;
     }
     if (o.training && chosen != best) {
-      const double v = philox_uniform(key, draw_offset + static_cast<uint64_t>(T * E + t));
+      const double v = philox_uniform(key, draw + static_cast<uint64_t>(E));
       p.omega[static_cast<size_t>(t)] = v > 0.75 ? 1.0 : 1.0 / 3.0;
     }
     p.expert[static_cast<size_t>(t)] = chosen;
@@ -71,7 +74,7 @@ RouterOutput route_sparsemixer(const Tensor& logits, const SparseMixerOptions& o
   Tensor minus_inf = full({T, E}, -std::numeric_limits<double>::infinity(), {dt});
   std::vector<Tensor> gates, experts;
   for (int64_t j = 0; j < o.k; ++j) {
-    Pick p = pick_experts(sv, taken, T, E, o, static_cast<uint64_t>(j * (T * E + T)));
+    Pick p = pick_experts(sv, taken, T, E, o, static_cast<uint64_t>(j));
     Tensor pi = softmax(where(from_vector(p.candidate, {T, E}), s, minus_inf), -1);  // π over the candidates
     Tensor chosen = from_vector(p.expert, {T, 1});
     Tensor pi_d = gather(pi, 1, chosen);                                            // [T, 1]
@@ -81,7 +84,7 @@ RouterOutput route_sparsemixer(const Tensor& logits, const SparseMixerOptions& o
   }
   Tensor gate = reshape(cat(gates, 1), {T * o.k}), expert = reshape(cat(experts, 1), {T * o.k});
   RouterOutput out = routed({router_math::repeat_rows(T, o.k), expert, gate}, T, E);
-  out.loss = load_balancing_loss(softmax(s, -1), out.counts, o.k, o.aux_coeff);
+  out.loss = load_balancing_loss(softmax(s, -1), replica_counts(out.counts, T, o.dp), o.k, o.aux_coeff);
   return out;
 }
 
@@ -95,7 +98,8 @@ RouterSpec sparsemixer_router() {
   s.make_ffn = [](const ModelConfig& c, Generator& gen) -> std::shared_ptr<FFN> {
     RouteFn route = [c](const Tensor& logits, const RouteContext& ctx) {
       SparseMixerOptions o{c.active(), c.aux_loss_coeff, c.sparsemixer_eps, ctx.training(), c.seed,
-                           static_cast<uint64_t>(ctx.step) * 1009 + static_cast<uint64_t>(ctx.layer)};
+                           static_cast<uint64_t>(ctx.step) * 1009 + static_cast<uint64_t>(ctx.layer), ctx.dp,
+                           ctx.first_token};
       return route_sparsemixer(logits, o);
     };
     return std::make_shared<MoEFFN>(c, gen, route);

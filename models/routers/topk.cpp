@@ -15,7 +15,7 @@ RouterOutput route_topk(const Tensor& logits, const TopKOptions& o) {
   Tensor gates = o.renormalize ? div(top.values, sum(top.values, {1}, true)) : top.values;
   RouterOutput out = routed({router_math::repeat_rows(T, o.k), reshape(top.indices, {T * o.k}), reshape(gates, {T * o.k})},
                             T, E);
-  out.loss = load_balancing_loss(probs, out.counts, o.k, o.aux_coeff);
+  out.loss = load_balancing_loss(probs, replica_counts(out.counts, T, o.dp), o.k, o.aux_coeff);
   return out;
 }
 
@@ -38,7 +38,7 @@ RouterSpec topk_router() {
   s.config_keys = {"moe.aux_loss_coeff", "moe.topk_warmup_k", "moe.topk_warmup_steps", "moe.topk_renormalize"};
   s.make_ffn = [](const ModelConfig& c, Generator& gen) -> std::shared_ptr<FFN> {
     RouteFn route = [c](const Tensor& logits, const RouteContext& ctx) {
-      return route_topk(logits, TopKOptions{scheduled_k(c, ctx.step), c.aux_loss_coeff, c.topk_renormalize});
+      return route_topk(logits, TopKOptions{scheduled_k(c, ctx.step), c.aux_loss_coeff, c.topk_renormalize, ctx.dp});
     };
     return std::make_shared<MoEFFN>(c, gen, route);
   };
