@@ -9,7 +9,7 @@ SUDO       := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # regenerate the golden files (tests/golden/make_golden.py), not to build or test.
 APT_PACKAGES := cmake ninja-build g++ libeigen3-dev doctest-dev libcli11-dev nlohmann-json3-dev \
                 libtoml11-dev libfmt-dev libbenchmark-dev libsentencepiece-dev libicu-dev pkg-config \
-                libopenblas-openmp-dev python3-matplotlib
+                libopenblas-openmp-dev python3-matplotlib libopenmpi-dev openmpi-bin
 
 .PHONY: deps configure build test test-sanitize bench golden demo clean
 
@@ -37,7 +37,7 @@ test: build
 # Eigen's GEMM instead of OpenBLAS: between them, `test` and `test-sanitize` cover both GEMM paths.
 test-sanitize:
 	$(MAKE) test BUILD=build-sanitize \
-	  CMAKE_ARGS="-DREMOE_SANITIZE=ON -DREMOE_CUDA=OFF -DREMOE_NATIVE=OFF -DREMOE_BLAS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo"
+	  CMAKE_ARGS="-DREMOE_SANITIZE=ON -DREMOE_CUDA=OFF -DREMOE_NATIVE=OFF -DREMOE_BLAS=OFF -DREMOE_MPI=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo"
 
 bench: build
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BUILD)/experiments/remoe_bench_ops \

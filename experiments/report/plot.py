@@ -57,7 +57,13 @@ def plot_loss(sweep, out):
                 axes[1].plot(xs, ys, marker="s", linestyle="--" if on_grid else "none", color=color,
                              label=PAPER_NAME.get(router, router) if router not in drawn["paper"] else None)
                 drawn["paper"].setdefault(router, []).extend(ys)
-    pairs = [p for p in sweep["pairs"] if p["n"] > 0]
+    # Grid pairs as a line in row order; a compute-matched pair (its row is the TopK label) stands alone.
+    pairs = sorted((p for p in sweep["pairs"] if p["n"] > 0 and p["row"] != p.get("topk_label")),
+                   key=lambda p: rows.index(p["row"]))
+    for p in sweep["pairs"]:
+        if p["n"] > 0 and p["row"] == p.get("topk_label"):
+            axes[2].errorbar([rows.index(p["row"])], [p["mean"]], yerr=[p["std"]], marker="D", capsize=3,
+                             linestyle="none", color="tab:purple")
     if pairs:
         xs = [rows.index(p["row"]) for p in pairs]
         axes[2].errorbar(xs, [p["mean"] for p in pairs], yerr=[p["std"] for p in pairs], marker="o", capsize=3,
