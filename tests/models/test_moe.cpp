@@ -1,30 +1,11 @@
 #include "models/moe_dispatch.h"
+#include "expert_util.h"
 #include "test_util.h"
 
 using namespace remoe;
 using namespace remoe::test;
 
 namespace {
-
-ExpertWeights random_experts(int64_t E, int64_t d, int64_t f, uint64_t seed) {
-  ExpertWeights w;
-  for (int64_t e = 0; e < E; ++e) {
-    w.gate.push_back(rand_leaf({d, f}, seed + 10 * e + 1));
-    w.up.push_back(rand_leaf({d, f}, seed + 10 * e + 2));
-    w.down.push_back(rand_leaf({f, d}, seed + 10 * e + 3));
-  }
-  return w;
-}
-
-std::vector<Tensor> all_params(const ExpertWeights& w) {
-  std::vector<Tensor> p;
-  for (int64_t e = 0; e < w.size(); ++e) {
-    p.push_back(w.gate[e]);
-    p.push_back(w.up[e]);
-    p.push_back(w.down[e]);
-  }
-  return p;
-}
 
 // Logits whose ReLU routing has a token with no active expert (row 0) and an expert with no
 // token (column E−1), entries kept away from 0 so that finite differences do not cross the kink.
@@ -67,7 +48,7 @@ TEST_CASE("MoE dispatch equals the per-token loop, for every router (forward and
     if (router.rfind("relu", 0) == 0) CHECK(sum(abs(select(y, 0, 0))).item() == 0);  // only the residual passes
 
     // Gradients of both against each other, for every input.
-    std::vector<Tensor> wrt = all_params(w);
+    std::vector<Tensor> wrt = expert_params(w);
     wrt.push_back(x);
     wrt.push_back(logits);
     Generator gen(3);
