@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "experiments/cli/commands.h"
+#include "experiments/train/run_info.h"
 #include "experiments/train/step_bench.h"
 #include "experiments/train/throughput.h"
 #include "models/router_registry.h"
@@ -57,11 +58,7 @@ Command add_bench_command(CLI::App& app) {
         return nlohmann::json{{"gflops", p.gflops}, {"median_gflops", p.median_gflops}, {"best_gflops", p.best_gflops}};
       };
       nlohmann::json out = {{"n", *n}, {"reps", *reps}, {"threads", threads},
-#ifdef REMOE_WITH_OPENBLAS
-                            {"matmul_library", "openblas"},
-#else
-                            {"matmul_library", "eigen"},
-#endif
+                            {"host", experiments::describe_host()},
                             {"matmul", to_json(experiments::measure_gemm_peak(*n, *reps))},
                             {"eigen", to_json(experiments::measure_eigen_gemm_peak(*n, *reps))}};
       std::cout << out.dump() << std::endl;

@@ -3,7 +3,9 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
+#include <fstream>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -12,6 +14,7 @@
 #endif
 
 #include "core/error.h"
+#include "ops/cpu/matmul.h"
 
 namespace remoe::experiments {
 namespace {
@@ -27,7 +30,35 @@ std::string command_output(const std::string& command) {
   return out;
 }
 
+// The first "model name" line of /proc/cpuinfo ("" where there is none).
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("model name", 0) != 0) continue;
+    const size_t colon = line.find(':');
+    return colon == std::string::npos ? "" : line.substr(line.find_first_not_of(' ', colon + 1));
+  }
+  return "";
+}
+
+std::string env_or_empty(const char* name) {
+  const char* value = std::getenv(name);
+  return value ? value : "";
+}
+
 }  // namespace
+
+nlohmann::ordered_json describe_host() {
+  const cpu::GemmLibrary blas = cpu::gemm_library();
+  nlohmann::ordered_json j;
+  j["cpu_model"] = cpu_model();
+  j["blas"] = {{"library", blas.name},
+               {"config", blas.config},
+               {"core", blas.core},
+               {"OPENBLAS_CORETYPE", env_or_empty("OPENBLAS_CORETYPE")},
+               {"OPENBLAS_L2_SIZE", env_or_empty("OPENBLAS_L2_SIZE")}};
+  return j;
+}
 
 std::string git_revision() {
   const std::string dir = REMOE_SOURCE_DIR;
@@ -63,6 +94,7 @@ nlohmann::ordered_json describe_run(const std::vector<std::string>& argv, const 
   j["cuda_built"] = false;
 #endif
   j["device"] = device;
+  j["host"] = describe_host();
 #ifdef _OPENMP
   j["threads"] = omp_get_max_threads();
 #else

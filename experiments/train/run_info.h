@@ -1,5 +1,5 @@
 // What a run records about where it ran (run.json): argv, git sha, compiler, CUDA, device,
-// threads, seed and the resolved config; and the device choice for `system.device`.
+// host (CPU model, GEMM library and its kernel choice), threads, seed and the resolved config; and the device choice for `system.device`.
 #pragma once
 #include <string>
 #include <vector>
@@ -15,6 +15,10 @@ std::string resolve_device(const std::string& requested);
 
 nlohmann::ordered_json describe_run(const std::vector<std::string>& argv, const std::string& device,
                                     const Config& config);
+
+// The CPU model and the GEMM library with its kernel choice (OpenBLAS core, OPENBLAS_CORETYPE and
+// OPENBLAS_L2_SIZE as set): what a loss reproduced "to 4 decimals" must share with the original.
+nlohmann::ordered_json describe_host();
 
 // The repository's `git rev-parse HEAD` (+ "-dirty" when the tree has changes), or "unknown".
 std::string git_revision();

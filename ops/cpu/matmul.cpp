@@ -217,4 +217,12 @@ void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool accumulate
   dispatch_float(out.dtype(), "matmul", [&](auto tag) { matmul_typed<typename decltype(tag)::type>(a, b, out, accumulate); });
 }
 
+GemmLibrary gemm_library() {
+#ifdef REMOE_WITH_OPENBLAS
+  return {"openblas", openblas_get_config(), openblas_get_corename()};
+#else
+  return {"eigen", "", ""};
+#endif
+}
+
 }  // namespace remoe::cpu

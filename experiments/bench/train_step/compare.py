@@ -178,13 +178,13 @@ def main():
             save()
             print(f"round {rnd} {c}/{r}: remoe {statistics.median(row['remoe_ms']):.1f} ms, torch "
                   f"{statistics.median(row['torch_ms']):.1f} ms, GEMM Eigen {g['eigen']['median_gflops']:.1f} / "
-                  f"{g['matmul_library']} {g['matmul']['median_gflops']:.1f} GFLOP/s, "
+                  f"{g['host']['blas']['library']} {g['matmul']['median_gflops']:.1f} GFLOP/s, "
                   f"load {la} -> {row['loadavg_end']}", file=sys.stderr)
 
     # ---- the table ----
     gemm_peak = statistics.median(g["eigen"]["median_gflops"] for g in results["gemm"])
     gemm_best = max(g["eigen"]["best_gflops"] for g in results["gemm"])
-    lib = results["gemm"][0]["matmul_library"]
+    lib = results["gemm"][0]["host"]["blas"]["library"]
     lib_peak = statistics.median(g["matmul"]["median_gflops"] for g in results["gemm"])
     table = []
     lines = ["| config | router | sparsity | remoe ms/step | torch ms/step | remoe tok/s | torch tok/s | "
