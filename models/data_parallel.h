@@ -7,6 +7,9 @@
 
 #include "core/comm.h"
 #include "core/tensor.h"
+#include "models/expert_parallel.h"
+#include "models/module.h"
+#include "models/optim.h"
 
 namespace remoe {
 
@@ -23,7 +26,18 @@ void broadcast_parameters(const std::vector<Tensor>& params, Communicator& dp);
 
 // Averages the gradients over the ranks, in buckets of at most `bucket_elements` floats (one
 // all-reduce each). A parameter without a gradient here (an expert none of this rank's tokens
-// chose) counts as zeros and gets the average of the others'.
+// chose) counts as zeros and gets the average of the others'; one that no rank's tokens reached
+// keeps none, so AdamW skips it as it does in a single process.
 void average_gradients(const std::vector<Tensor>& params, Communicator& dp, int64_t bucket_elements = 1 << 22);
+
+// Under expert parallelism: shared gradients averaged over the world, each held expert's summed
+// over the ranks holding it (÷ world size), then clipped to `max_norm` by the global norm (each
+// expert counted once), which is returned. Experts held elsewhere keep no gradient (AdamW skips them).
+double reduce_and_clip_expert_parallel(const NamedTensors& params, const ExpertParallel& ep, double max_norm,
+                                       int64_t bucket_elements = 1 << 22);
+
+// Copies every expert's weights and AdamW state from its holder to the other ranks of its group,
+// so each rank holds the whole model as trained (before a checkpoint or an evaluation).
+void gather_experts(const NamedTensors& params, AdamW& optimizer, const ExpertParallel& ep);
 
 }  // namespace remoe

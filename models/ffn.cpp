@@ -1,5 +1,7 @@
 #include "models/ffn.h"
 
+#include "models/expert_parallel.h"
+
 namespace remoe {
 
 SwiGLU::SwiGLU(int64_t d, int64_t hidden, double out_std, Generator& gen) {
@@ -33,7 +35,8 @@ MoEFFN::MoEFFN(const ModelConfig& c, Generator& gen, RouteFn route, bool with_ro
 Tensor MoEFFN::forward(const Tensor& x, const RouteContext& ctx, std::optional<RouterOutput>* routing) const {
   Tensor logits = router_.defined() ? matmul(x, router_) : Tensor();  // [T, E]
   RouterOutput r = route_(logits, ctx);
-  Tensor y = moe_dispatch(x, r.routing, r.counts, experts_);
+  Tensor y = ctx.ep ? moe_dispatch_expert_parallel(x, r.routing, r.counts, experts_, *ctx.ep)
+                    : moe_dispatch(x, r.routing, r.counts, experts_);
   if (routing) *routing = std::move(r);
   return y;
 }

@@ -13,6 +13,8 @@
 
 namespace remoe {
 
+struct ExpertParallel;  // models/expert_parallel.h
+
 // What a layer may need besides x: the token ids (Hash), where rows sit in the batch (Lory's
 // segments), the training step (warm-up schedules) and a per-layer random stream (SparseMixer).
 struct RouteContext {
@@ -25,6 +27,7 @@ struct RouteContext {
   uint64_t seed = 0;  // model seed: random routers draw from (seed, step, layer)
   Communicator* dp = nullptr;  // data-parallel replicas of this micro-batch (shared LB statistics)
   int64_t first_token = 0;     // index of row 0 in the whole micro-batch (this rank's share starts there)
+  const ExpertParallel* ep = nullptr;  // experts split over ranks (training only); null = all experts here
   bool training() const { return step != kEvaluation; }
 };
 

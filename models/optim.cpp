@@ -231,22 +231,38 @@ void AdamW::load_state(const NamedTensors& state) {
   }
 }
 
-double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
-  REMOE_CHECK(max_norm > 0, "clip_grad_norm: max_norm must be > 0, got ", max_norm);
+namespace {
+
+std::vector<Tensor> parameters_with_gradient(const std::vector<Tensor>& params) {
   // A parameter listed twice counts (and is scaled) once.
   std::vector<Tensor> with_grad;
   std::unordered_set<const TensorImpl*> seen;
   for (const Tensor& p : params)
     if (p.defined() && p.grad().defined() && seen.insert(p.impl_ptr().get()).second) with_grad.push_back(p);
+  return with_grad;
+}
+
+}  // namespace
+
+double gradient_square_sum(const std::vector<Tensor>& params) {
   double sq = 0;
-  for (const Tensor& p : with_grad) sq += sum_squares(p.grad());
-  const double norm = std::sqrt(sq);
-  if (!std::isfinite(norm)) return norm;
+  for (const Tensor& p : parameters_with_gradient(params)) sq += sum_squares(p.grad());
+  return sq;
+}
+
+void clip_gradients_to(const std::vector<Tensor>& params, double norm, double max_norm) {
+  REMOE_CHECK(max_norm > 0, "clip_grad_norm: max_norm must be > 0, got ", max_norm);
+  if (!std::isfinite(norm)) return;
   const double coef = max_norm / (norm + 1e-6);  // torch's clip_coef, eps 1e-6
-  if (coef < 1.0) {
-    NoGradGuard guard;
-    for (const Tensor& p : with_grad) p.set_grad(mul(p.grad(), coef));
-  }
+  if (coef >= 1.0) return;
+  NoGradGuard guard;
+  for (const Tensor& p : parameters_with_gradient(params)) p.set_grad(mul(p.grad(), coef));
+}
+
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+  REMOE_CHECK(max_norm > 0, "clip_grad_norm: max_norm must be > 0, got ", max_norm);
+  const double norm = std::sqrt(gradient_square_sum(params));
+  clip_gradients_to(params, norm, max_norm);
   return norm;
 }
 

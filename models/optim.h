@@ -82,4 +82,9 @@ class AdamW {
 // scale such a shared tensor once per parameter.
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
 
+// clip_grad_norm's two halves, for a norm whose parameters are spread over ranks (expert
+// parallelism): Σ g² over the gradients of `params`, and the scaling of them for a given norm.
+double gradient_square_sum(const std::vector<Tensor>& params);
+void clip_gradients_to(const std::vector<Tensor>& params, double norm, double max_norm);
+
 }  // namespace remoe

@@ -29,6 +29,7 @@ struct RouterSpec {
   bool adaptive_lambda = false;  // the ReMoE λ controller updates after every step
   bool token_local = true;       // a token's output depends only on it and its past (KV-cache decoding)
   bool routes_tokens = true;     // layers report a RouterOutput (false: dense)
+  bool expert_parallel = true;   // its layers dispatch rows to experts (MoEFFN): experts can be split over ranks
   std::vector<std::string> config_keys;  // the moe.* keys it reads besides num_experts/topk/granularity
   std::function<std::shared_ptr<FFN>(const ModelConfig&, Generator&)> make_ffn;
   // Experts whose FFN runs per token, for FLOPs/MFU, given the step's measured sparsity.

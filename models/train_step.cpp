@@ -18,6 +18,23 @@ void Trainer::set_data_parallel(std::shared_ptr<Communicator> dp) {
   broadcast_parameters(model_.parameters(), *dp_);
 }
 
+void Trainer::set_expert_parallel(int64_t P) {
+  REMOE_CHECK(model_.router().expert_parallel, "dist.expert_parallel = ", P, ": router '", model_.router().name,
+              "' has no experts to split over ranks (expert parallelism needs a token-dispatching MoE router)");
+  ep_ = make_expert_parallel(dp_, P, model_.config().experts());
+}
+
+void Trainer::gather_experts() {
+  if (ep_) remoe::gather_experts(model_.named_parameters(), optimizer_, *ep_);
+}
+
+// Gradients over every replica (data and expert parallel), then the global-norm clip.
+double Trainer::reduce_and_clip() {
+  if (ep_) return reduce_and_clip_expert_parallel(model_.named_parameters(), *ep_, clip_norm_);
+  average_gradients(model_.parameters(), *dp_);  // identical gradients, so an identical norm and update
+  return clip_grad_norm(model_.parameters(), clip_norm_);
+}
+
 // The step's metrics over every replica: LM loss averaged, router terms and counts summed (each
 // rank holds its share of the whole micro-batch's sums), tokens summed. (m.loss is already global.)
 void Trainer::reduce_over_replicas(StepMetrics& m, int64_t& active, int64_t& slots) const {
@@ -50,7 +67,8 @@ StepMetrics Trainer::step(const std::vector<Batch>& micro_batches) {
   const double replicas = static_cast<double>(dp_->size());
   for (const Batch& global : micro_batches) {
     const Batch b = rank_share(global, *dp_);
-    ForwardOutput out = model_.forward(b.inputs, ForwardOptions{step_, nullptr, dp_.get(), dp_->rank() * b.inputs.numel()});
+    ForwardOutput out = model_.forward(
+        b.inputs, ForwardOptions{step_, nullptr, dp_.get(), dp_->rank() * b.inputs.numel(), ep_ ? &*ep_ : nullptr});
     phase_done("forward");
     LossParts parts = compute_loss(model_, out, b.targets, m.lambda, replicas);
     // The micro-batch's loss over every replica: every rank sees the same value and stops alike.
@@ -77,8 +95,7 @@ StepMetrics Trainer::step(const std::vector<Batch>& micro_batches) {
     }
   }
   reduce_over_replicas(m, active, slots);
-  average_gradients(model_.parameters(), *dp_);  // identical gradients, so an identical norm and update
-  m.grad_norm = clip_grad_norm(model_.parameters(), clip_norm_);
+  m.grad_norm = reduce_and_clip();
   phase_done("clip_grad_norm");
   REMOE_CHECK(std::isfinite(m.grad_norm), "training: non-finite gradient norm at step ", step_,
               "; weights were not updated");

@@ -4,6 +4,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -40,6 +41,14 @@ class Trainer {
   // replicas, so every rank takes the same step. The optimizer must be fresh or loaded identically.
   void set_data_parallel(std::shared_ptr<Communicator> dp);
   const Communicator& data_parallel() const { return *dp_; }
+  // Splits the experts of every MoE layer over groups of P consecutive ranks of the data-parallel
+  // communicator (world = DP × EP, models/expert_parallel.h); after set_data_parallel. Each rank
+  // still keeps every expert's tensors (checkpoints and evaluations use the whole model) but
+  // computes and updates only its own: call gather_experts() before reading the others'.
+  void set_expert_parallel(int64_t P);
+  bool expert_parallel() const { return ep_.has_value(); }
+  // Every rank of the group gets every expert's current weights and AdamW state (collective).
+  void gather_experts();
   // Takes one optimizer step over `micro_batches` (the global ones: every rank passes the same).
   // A non-finite loss or gradient norm throws remoe::Error before any weight changes, on every rank.
   StepMetrics step(const std::vector<Batch>& micro_batches);
@@ -60,6 +69,8 @@ class Trainer {
   int64_t step_ = 0;
   std::function<void(const char*)> phase_hook_;
   std::shared_ptr<Communicator> dp_ = single_process_communicator();
+  std::optional<ExpertParallel> ep_;
+  double reduce_and_clip();
   void reduce_over_replicas(StepMetrics& m, int64_t& active, int64_t& slots) const;
   void phase_done(const char* name) const {
     if (phase_hook_) phase_hook_(name);

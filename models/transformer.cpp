@@ -113,7 +113,7 @@ ForwardOutput Transformer::forward(const Tensor& tokens, ForwardOptions options)
   ForwardOutput out;
   Tensor x = embedding(embed_, tokens);  // [B, T, d]
   RouteContext ctx{reshape(contiguous(tokens), {B * T}), B, T, options.step, 0, config_.seed, options.dp,
-                   options.first_token};
+                   options.first_token, options.ep};
   KVCache* cache = options.cache;
   if (cache) {
     REMOE_CHECK(router_->token_local, "Transformer::forward: router '", router_->name,

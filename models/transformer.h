@@ -35,6 +35,8 @@ struct ForwardOptions {
   // the routers' load-balancing statistics are summed over the replicas (docs/scaling.md).
   Communicator* dp = nullptr;
   int64_t first_token = 0;  // this rank's first token in the whole micro-batch
+  // Training with experts split over ranks (models/expert_parallel.h); null = every expert here.
+  const ExpertParallel* ep = nullptr;
 };
 
 class RMSNorm : public Module {

@@ -10,6 +10,7 @@ RouterSpec dense_router() {
   s.source = "LLaMA (Touvron et al. 2023); the paper's Dense and Dense×8 baselines";
   s.routes_tokens = false;
   s.config_keys = {"model.dense_multiplier"};
+  s.expert_parallel = false;
   s.make_ffn = [](const ModelConfig& c, Generator& gen) -> std::shared_ptr<FFN> {
     return std::make_shared<DenseFFN>(c, gen);
   };

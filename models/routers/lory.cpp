@@ -80,6 +80,7 @@ RouterSpec lory_router() {
   s.source = "Zhong et al. 2024, Lory (arXiv 2405.03133), causal segment routing";
   s.token_local = false;
   s.config_keys = {"moe.lory_segment"};
+  s.expert_parallel = false;
   s.make_ffn = [](const ModelConfig& c, Generator& gen) -> std::shared_ptr<FFN> { return std::make_shared<LoryFFN>(c, gen); };
   s.active_experts = [](const ModelConfig&, double) { return 1.0; };  // one merged expert per token
   return s;
