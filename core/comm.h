@@ -16,6 +16,15 @@ namespace remoe {
 
 enum class ReduceOp { sum, mean, max };
 
+// What this rank handed to other ranks' collectives: payload bytes per kind (an all-reduce's
+// buffer, an all-to-all's rows for other ranks, a broadcast's buffer), calls, and seconds spent
+// in them. A communicator and the groups split from it share one set (docs/scaling.md checks its
+// cost model against these). A single process counts nothing: it exchanges nothing.
+struct CommCounters {
+  int64_t all_reduce_bytes = 0, all_to_all_bytes = 0, broadcast_bytes = 0, calls = 0;
+  double seconds = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -41,6 +50,21 @@ class Communicator {
   double all_reduce(double value, ReduceOp op);
   // Every rank's `value`, in rank order.
   std::vector<int64_t> all_gather(int64_t value);
+
+  const CommCounters& counters() const { return *counters_; }
+  void reset_counters() { *counters_ = CommCounters{}; }
+
+ protected:
+  // Implementations count each collective once; groups made by split() share the parent's counters.
+  void tally(int64_t CommCounters::*kind, int64_t bytes, double seconds) {
+    (*counters_).*kind += bytes;
+    counters_->calls += 1;
+    counters_->seconds += seconds;
+  }
+  void share_counters_with(Communicator& group) const { group.counters_ = counters_; }
+
+ private:
+  std::shared_ptr<CommCounters> counters_ = std::make_shared<CommCounters>();
 };
 
 // The communicator of a single process: rank 0 of 1.

@@ -58,7 +58,7 @@ class MpiCommunicator : public Communicator {
     check_mpi(MPI_Iallreduce(MPI_IN_PLACE, data, mpi_count(count, "all_reduce"), mpi_type(dtype),
                              op == ReduceOp::max ? MPI_MAX : MPI_SUM, comm_, &req),
               "Iallreduce");
-    wait(req, "all_reduce");
+    tally(&CommCounters::all_reduce_bytes, count * static_cast<int64_t>(dtype_size(dtype)), wait(req, "all_reduce"));
     if (op != ReduceOp::mean) return;
     if (dtype == DType::f32)
       for (float* p = static_cast<float*>(data), *e = p + count; p != e; ++p) *p /= static_cast<float>(size_);
@@ -71,7 +71,7 @@ class MpiCommunicator : public Communicator {
   void broadcast(void* data, int64_t bytes, int root) override {
     MPI_Request req;
     check_mpi(MPI_Ibcast(data, mpi_count(bytes, "broadcast"), MPI_BYTE, root, comm_, &req), "Ibcast");
-    wait(req, "broadcast");
+    tally(&CommCounters::broadcast_bytes, bytes, wait(req, "broadcast"));
   }
 
   void all_to_all_v(const void* send, const std::vector<int64_t>& send_bytes, void* recv,
@@ -91,19 +91,22 @@ class MpiCommunicator : public Communicator {
     MPI_Request req;
     check_mpi(MPI_Ialltoallv(send, sc.data(), sd.data(), MPI_BYTE, recv, rc.data(), rd.data(), MPI_BYTE, comm_, &req),
               "Ialltoallv");
-    wait(req, "all_to_all_v");
+    const int64_t to_others = so - send_bytes[static_cast<size_t>(rank_)];
+    tally(&CommCounters::all_to_all_bytes, to_others, wait(req, "all_to_all_v"));
   }
 
   void barrier() override {
     MPI_Request req;
     check_mpi(MPI_Ibarrier(comm_, &req), "Ibarrier");
-    wait(req, "barrier");
+    tally(&CommCounters::calls, 0, wait(req, "barrier"));
   }
 
   std::shared_ptr<Communicator> split(int color, int key) override {
     MPI_Comm sub;
     check_mpi(MPI_Comm_split(comm_, color, key, &sub), "Comm_split");
-    return std::make_shared<MpiCommunicator>(sub);
+    auto group = std::make_shared<MpiCommunicator>(sub);
+    share_counters_with(*group);
+    return group;
   }
 
   [[noreturn]] void abort(const std::string& message) override {
@@ -114,13 +117,15 @@ class MpiCommunicator : public Communicator {
   }
 
  private:
-  // Polls the request until it completes or the deadline passes (then every rank is stopped).
-  void wait(MPI_Request& req, const char* what) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(collective_timeout_s());
+  // Polls the request until it completes or the deadline passes (then every rank is stopped);
+  // returns the seconds it waited.
+  double wait(MPI_Request& req, const char* what) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto deadline = start + std::chrono::duration<double>(collective_timeout_s());
     for (auto pause = std::chrono::microseconds(20);;) {
       int done = 0;
       check_mpi(MPI_Test(&req, &done, MPI_STATUS_IGNORE), what);
-      if (done) return;
+      if (done) return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (std::chrono::steady_clock::now() > deadline)
         abort(std::string("collective ") + what + " did not complete within " + std::to_string(collective_timeout_s()) +
               " s (REMOE_COMM_TIMEOUT): another rank died, threw or is running other code");

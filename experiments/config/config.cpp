@@ -96,6 +96,7 @@ const std::vector<KeySpec>& config_schema() {
       integer("ckpt.keep", 2, "checkpoints kept (older ones are deleted)", 1),
       str("system.device", "auto", "cpu, cuda, or auto (cuda when built and present)", {"auto", "cpu", "cuda"}),
       integer("system.threads", 0, "CPU threads; 0 = OpenMP's default", 0),
+      integer("dist.expert_parallel", 1, "P: under mpirun, each MoE layer's experts split over groups of P ranks (world = DP × P)", 1),
   };
   return schema;
 }

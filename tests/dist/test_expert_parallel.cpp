@@ -64,6 +64,7 @@ TEST_CASE("expert parallel: the all-to-all dispatch equals the local one, forwar
     Tensor x = rand_leaf({T, d}, seed);                  // each rank's own tokens
     Routing routing = random_routing(T, E, seed + 10);
     Tensor counts = counts_of(routing, E);
+    world().reset_counters();
     Tensor y_ep = moe_dispatch_expert_parallel(x, routing, counts, experts, ep);
     Tensor y_ref = moe_dispatch(x, routing, counts, experts);
     CHECK(compare_close(y_ep, y_ref, 1e-12, 1e-10) == "");
@@ -72,7 +73,19 @@ TEST_CASE("expert parallel: the all-to-all dispatch equals the local one, forwar
     std::vector<Tensor> inputs = {x, routing.gate};
     for (const Tensor& p : expert_params(experts)) inputs.push_back(p);
     std::vector<Tensor> g_ep = grad(sum(mul(y_ep, w)), inputs);
+    const int64_t a2a_bytes = world().counters().all_to_all_bytes;  // forward and backward of y_ep
     std::vector<Tensor> g_ref = grad(sum(mul(y_ref, w)), inputs);
+    // docs/scaling.md: per layer, the counts (E/P i64 to each other rank), then the rows for other
+    // ranks' experts and the rows received from other ranks, each once forward and once backward.
+    int64_t rows_out = 0, rows_in = 0;
+    const std::vector<int64_t> c = counts.to_vector<int64_t>();
+    for (int64_t e = 0; e < E; ++e) {
+      if (!ep.holds(e)) rows_out += c[static_cast<size_t>(e)];
+      Tensor all = from_vector(std::vector<int64_t>{c[static_cast<size_t>(e)]}, {1});
+      ep.group->all_reduce(all, ReduceOp::sum);
+      if (ep.holds(e)) rows_in += all.to_vector<int64_t>()[0] - c[static_cast<size_t>(e)];
+    }
+    CHECK(a2a_bytes == (P - 1) * (E / P) * 8 + 2 * (rows_out + rows_in) * d * 8);
     CHECK(compare_close(g_ep[0], g_ref[0], 1e-12, 1e-10) == "");  // x: this rank's tokens only
     CHECK(compare_close(g_ep[1], g_ref[1], 1e-12, 1e-10) == "");  // the gates
     for (int64_t e = 0; e < E; ++e) {
