@@ -4,6 +4,7 @@
 // experiments/bench/train_step/compare.py drives `train-step --serve` against PyTorch.
 #include <iostream>
 
+#include "core/comm.h"
 #include "core/error.h"
 #include "experiments/cli/commands.h"
 #include "experiments/train/run_info.h"
@@ -37,6 +38,9 @@ Command add_bench_command(CLI::App& app) {
   step->add_option("--save-init", o->save_init, "write the initial weights and the batch (safetensors)");
   step->add_flag("--init-only", o->init_only, "stop after building (and saving) the initial model");
   step->add_flag("--serve", o->serve, "one step per 'step' line on stdin, one JSON line each (compare.py)");
+  step->add_option("--expert-parallel", o->expert_parallel, "under mpirun: experts split over groups of P ranks")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   step->add_flag("--breakdown", o->breakdown, "time forward / loss / backward / clipping / AdamW separately");
 
   CLI::App* gemm = bench->add_subcommand("gemm", "f32 n×n×n GEMM rates: remoe::matmul and Eigen's own (JSON on stdout)");
@@ -48,7 +52,8 @@ Command add_bench_command(CLI::App& app) {
   return [step, gemm, o, n, reps]() {
     if (step->parsed()) {
       REMOE_CHECK(!o->init_only || !o->save_init.empty(), "bench train-step: --init-only needs --save-init PATH");
-      std::cout << experiments::run_step_bench(*o).dump() << std::endl;
+      const nlohmann::json result = experiments::run_step_bench(*o);
+      if (world_communicator()->rank() == 0) std::cout << result.dump() << std::endl;
     } else if (gemm->parsed()) {
       int threads = 1;
 #ifdef _OPENMP

@@ -12,6 +12,9 @@
 // the same tokens (same routing).
 #include "experiments/train/step_bench.h"
 
+#include "core/comm.h"
+#include "experiments/train/run_info.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -21,9 +24,11 @@
 #include <vector>
 
 #include "autograd/node.h"
+#include "core/comm.h"
 #include "core/error.h"
 #include "core/random.h"
 #include "core/safetensors.h"
+#include "experiments/train/run_info.h"
 #include "experiments/train/throughput.h"
 #include "models/router_registry.h"
 #include "models/train_step.h"
@@ -199,6 +204,12 @@ nlohmann::json run_step_bench(const StepBenchOptions& o) {
   adamw.lr = o.lr;
   remoe::LrSchedule schedule{o.lr, o.lr, 0, 1'000'000'000};  // constant lr
   remoe::Trainer trainer(model, adamw, schedule, /*clip_norm=*/1.0);
+  std::shared_ptr<remoe::Communicator> world = remoe::world_communicator();
+  if (world->size() > 1 || o.expert_parallel > 1) {
+    trainer.set_data_parallel(world);
+    if (o.expert_parallel > 1) trainer.set_expert_parallel(o.expert_parallel);
+  }
+  std::vector<double> comm_ms, a2a_mb, all_reduce_mb;  // per timed step, this rank's
   // One step; its wall time (and, with --breakdown, its phases) go to the lists when `record`.
   std::vector<double> ms, sparsity, loss;
   PhaseTimes phases;
@@ -211,12 +222,18 @@ nlohmann::json run_step_bench(const StepBenchOptions& o) {
       lap = now;
     });
   auto one_step = [&](bool record) {
+    world->barrier();  // every rank starts the step together: the wall time is the job's
+    world->reset_counters();
     auto t0 = Clock::now();
     recording = record;
     lap = t0;
     remoe::StepMetrics m = trainer.step({batch});
     const double t = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     if (record) {
+      const remoe::CommCounters& c = world->counters();
+      comm_ms.push_back(c.seconds * 1e3);
+      a2a_mb.push_back(static_cast<double>(c.all_to_all_bytes) * 1e-6);
+      all_reduce_mb.push_back(static_cast<double>(c.all_reduce_bytes) * 1e-6);
       ms.push_back(t);
       sparsity.push_back(m.sparsity);
       loss.push_back(m.loss);
@@ -255,9 +272,17 @@ nlohmann::json run_step_bench(const StepBenchOptions& o) {
               {"config", o.config},
               {"router", o.router},
               {"threads", threads},
+              {"host", describe_host()},
               {"batch", s.batch},
               {"seq", s.seq},
-              {"tokens_per_step", s.batch * s.seq},
+              {"tokens_per_step", s.batch * s.seq},  // the global batch, over every rank
+              {"world_size", world->size()},
+              {"expert_parallel", o.expert_parallel},
+              {"tokens_per_s", static_cast<double>(s.batch * s.seq) / (median(ms) * 1e-3)},
+              {"comm_ms", comm_ms},
+              {"median_comm_ms", comm_ms.empty() ? 0.0 : median(comm_ms)},
+              {"all_to_all_mb_per_step", a2a_mb.empty() ? 0.0 : median(a2a_mb)},
+              {"all_reduce_mb_per_step", all_reduce_mb.empty() ? 0.0 : median(all_reduce_mb)},
               {"num_parameters", model.num_parameters()},
               {"active_experts_per_token", active},
               {"model_gflop_per_step", flops * 1e-9},

@@ -19,10 +19,14 @@ struct StepBenchOptions {
   bool init_only = false;        // stop after --save-init
   bool breakdown = false;        // time forward / loss / backward / clipping / AdamW separately
   bool serve = false;            // one step per "step" line on stdin, one JSON line each on stdout
+  // Under mpirun: the batch is the global one, split over the ranks (data parallel), with each MoE
+  // layer's experts over groups of `expert_parallel` ranks; every step's communication is timed.
+  int64_t expert_parallel = 1;
 };
 
 // Builds the model, runs the steps and returns every measurement (per-step ms, sparsity and loss,
-// their medians, model FLOPs per step, phases with `breakdown`) as one JSON object.
+// their medians, model FLOPs per step, phases with `breakdown`, under mpirun the world size and
+// each step's communication bytes and seconds) as one JSON object (every rank returns it).
 nlohmann::json run_step_bench(const StepBenchOptions& options);
 
 }  // namespace remoe::experiments
