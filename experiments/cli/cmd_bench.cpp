@@ -25,9 +25,16 @@ Command add_bench_command(CLI::App& app) {
   CLI::App* step = bench->add_subcommand("train-step", "time remoe's training step on config A or B (JSON on stdout)");
   auto o = std::make_shared<experiments::StepBenchOptions>();
   step->add_option("--config", o->config, "A or B")->capture_default_str()->check(CLI::IsMember({"A", "B"}));
+  auto config_file = std::make_shared<std::string>();
+  step->add_option("-c,--config-file", *config_file,
+                   "time the model of a `remoe train` config file instead (plus --section.key=value overrides)");
+  step->add_option("--vocab", o->vocab, "with -c or overrides: vocabulary when data.dir has no dataset")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  step->allow_extras();  // the --section.key=value overrides
   std::vector<std::string> routers = router_names();
   routers.push_back("relu_target");
-  step->add_option("--router", o->router, "a registered router, or relu_target (ReMoE at its target sparsity)")
+  CLI::Option* router_option = step->add_option("--router", o->router, "a registered router, or relu_target (ReMoE at its target sparsity)")
       ->capture_default_str()
       ->check(CLI::IsMember(routers));
   step->add_option("--steps", o->steps, "timed steps")->capture_default_str()->check(CLI::PositiveNumber);
@@ -49,8 +56,14 @@ Command add_bench_command(CLI::App& app) {
   gemm->add_option("--n", *n, "matrix size")->capture_default_str()->check(CLI::PositiveNumber);
   gemm->add_option("--reps", *reps, "timed products")->capture_default_str()->check(CLI::PositiveNumber);
 
-  return [step, gemm, o, n, reps]() {
+  return [step, gemm, o, n, reps, config_file, router_option]() {
     if (step->parsed()) {
+      if (!config_file->empty() || !step->remaining().empty()) {
+        o->train_config.emplace();
+        if (!config_file->empty()) o->train_config->apply_file(*config_file);
+        o->train_config->apply_overrides(step->remaining());
+      }
+      o->router_given = router_option->count() > 0;
       REMOE_CHECK(!o->init_only || !o->save_init.empty(), "bench train-step: --init-only needs --save-init PATH");
       const nlohmann::json result = experiments::run_step_bench(*o);
       if (world_communicator()->rank() == 0) std::cout << result.dump() << std::endl;

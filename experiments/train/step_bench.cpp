@@ -13,11 +13,13 @@
 #include "experiments/train/step_bench.h"
 
 #include "core/comm.h"
+#include "experiments/data/dataset.h"
 #include "experiments/train/run_info.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <string>
@@ -70,6 +72,29 @@ remoe::ModelConfig model_config(const BenchShape& s, const std::string& router, 
   c.ffn_hidden = s.width;  // dense: one SwiGLU of width k·ffn_hidden (DenseFFN)
   c.seed = seed;
   return c;
+}
+
+// What is timed: the model, one micro-batch's shape, and a label for the output.
+struct BenchSetup {
+  remoe::ModelConfig model;
+  int64_t seq, batch;
+  std::string label;
+};
+
+BenchSetup bench_setup(const StepBenchOptions& o) {
+  if (!o.train_config) {
+    const BenchShape s = bench_shape(o.config);
+    return {model_config(s, o.router, o.seed), s.seq, s.batch, o.config};
+  }
+  const Config& cfg = *o.train_config;
+  const std::filesystem::path data = cfg.string("data.dir");
+  const int64_t vocab =
+      std::filesystem::exists(data / "dataset.json") ? data::load_dataset(data.string()).vocab_size : o.vocab;
+  BenchSetup b{cfg.model_config(vocab), cfg.integer("model.seq_len"), cfg.integer("train.batch_size"), "custom"};
+  if (o.router_given) b.model.ffn = o.router == kReluTarget ? std::string("relu") : o.router;
+  else REMOE_CHECK(o.router != kReluTarget, "bench train-step: relu_target needs --router");
+  b.model.seed = o.seed;
+  return b;
 }
 
 // Sparsity of one no-grad forward pass, overall and per layer: 1 − active pairs / (T·E).
@@ -174,8 +199,8 @@ remoe::Batch load_init(remoe::Transformer& model, const std::string& path) {
 }  // namespace
 
 nlohmann::json run_step_bench(const StepBenchOptions& o) {
-  const BenchShape s = bench_shape(o.config);
-  remoe::ModelConfig mc = model_config(s, o.router, o.seed);
+  const BenchSetup s = bench_setup(o);
+  const remoe::ModelConfig& mc = s.model;
   auto t_build = Clock::now();
   remoe::Transformer model(mc);
   nlohmann::json out;
@@ -183,10 +208,10 @@ nlohmann::json run_step_bench(const StepBenchOptions& o) {
   if (!o.init.empty()) {
     batch = load_init(model, o.init);
     REMOE_CHECK(batch.inputs.shape() == remoe::Shape({s.batch, s.seq}), "--init ", o.init, ": batch is ",
-                remoe::shape_str(batch.inputs.shape()), ", config ", o.config, " needs [", s.batch, ", ", s.seq, "]");
+                remoe::shape_str(batch.inputs.shape()), ", config ", s.label, " needs [", s.batch, ", ", s.seq, "]");
   } else {
     remoe::Generator data_gen(o.seed + 1);
-    Tensor seq = remoe::randint({s.batch, s.seq + 1}, 0, s.vocab, data_gen);
+    Tensor seq = remoe::randint({s.batch, s.seq + 1}, 0, mc.vocab_size, data_gen);
     batch = {remoe::contiguous(remoe::slice(seq, 1, 0, s.seq)), remoe::contiguous(remoe::slice(seq, 1, 1, s.seq + 1))};
     if (o.router == kReluTarget) out["relu_target_layer_sparsity"] = make_relu_sparse(model, batch.inputs, o.seed);
   }
@@ -269,8 +294,11 @@ nlohmann::json run_step_bench(const StepBenchOptions& o) {
   threads = omp_get_max_threads();
 #endif
   out.update({{"impl", "remoe"},
-              {"config", o.config},
-              {"router", o.router},
+              {"config", s.label},
+              {"router", o.router_given || !o.train_config ? o.router : mc.ffn},
+              {"model", {{"vocab", mc.vocab_size}, {"d_model", mc.d_model}, {"n_layers", mc.n_layers},
+                         {"n_heads", mc.n_heads}, {"n_kv_heads", mc.n_kv_heads}, {"experts", mc.experts()},
+                         {"topk", mc.topk}, {"granularity", mc.granularity}}},
               {"threads", threads},
               {"host", describe_host()},
               {"batch", s.batch},

@@ -5,12 +5,22 @@
 #include <cstdint>
 #include <string>
 
+#include <optional>
+
 #include <nlohmann/json.hpp>
+
+#include "experiments/config/config.h"
 
 namespace remoe::experiments {
 
 struct StepBenchOptions {
-  std::string config = "A";      // A or B
+  std::string config = "A";      // A or B (ignored when train_config is set)
+  // Any model of `remoe train` (its -c file and --section.key=value overrides): the model keys,
+  // one micro-batch of train.batch_size × model.seq_len tokens, the dataset's vocabulary (data.dir)
+  // or `vocab` when there is none. moe.router is the config's unless router_given.
+  std::optional<Config> train_config;
+  int64_t vocab = 8192;
+  bool router_given = false;
   std::string router = "topk";   // a registered router (as initialised), or relu_target (ReMoE at sparsity 1 − k/E)
   int steps = 20, warmup = 3;    // timed steps after untimed ones
   double lr = 1e-7;              // constant; tiny, so that the routing (the work) stays put
