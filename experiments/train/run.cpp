@@ -5,6 +5,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <iostream>
@@ -542,6 +543,18 @@ void log_status(const RunSetup& s, const RunFiles& files, const StatsWindow& w, 
                         duration_text(eta_s)));
 }
 
+// Fault injection for tests: REMOE_TRAIN_SIGNAL=<rank>:<step> makes that rank send itself SIGINT
+// as step <step> begins, as a signal from outside to that one process would.
+std::optional<int64_t> injected_signal_step(int rank) {
+  const char* v = std::getenv("REMOE_TRAIN_SIGNAL");
+  if (v == nullptr) return std::nullopt;
+  int r = -1;
+  long long step = -1;
+  REMOE_CHECK(std::sscanf(v, "%d:%lld", &r, &step) == 2, "REMOE_TRAIN_SIGNAL=", v, ": expected <rank>:<step>");
+  if (r != rank) return std::nullopt;
+  return static_cast<int64_t>(step);
+}
+
 struct LoopEnd {
   RunEnd end = RunEnd::Finished;
   std::string message;
@@ -567,7 +580,9 @@ LoopEnd train_loop(RunSetup& s, const RunFiles& files, const RunOptions& options
     out.end = end;
     out.message = why + "; checkpoint " + dir.string();
   };
+  const std::optional<int64_t> signal_at = injected_signal_step(s.world->rank());
   for (int64_t step = start_step; step < s.steps; ++step) {
+    if (signal_at == step) std::raise(SIGINT);
     bool stop = stop_requested().load();
     if (s.parallel) stop = s.world->all_reduce(int64_t{stop}, ReduceOp::max) != 0;  // a signal to any rank
     if (stop) {
