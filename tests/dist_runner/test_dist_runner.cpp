@@ -114,6 +114,7 @@ TEST_CASE("mpirun -np 2 remoe train: the 1-process run's losses, λ and sparsity
 
   // Rank 0 alone: one status line per step on stdout, one final line, one eval row, one summary.
   CHECK(count_of(out, "step      5/10") == 1);
+  CHECK(count_of(out, "run " + run_dir("two_ranks").string() + " | relu") == 1);
   CHECK(count_of(out, "finished 10 steps") == 1);
   CHECK(count_of(read_file_bytes(run_dir("two_ranks") / "train.log"), "step      5/10") == 1);
   CHECK(count_of(read_file_bytes(run_dir("two_ranks") / "train.log"), "x 2 processes") == 1);
@@ -183,6 +184,7 @@ TEST_CASE("mpirun -np 2 remoe train: a batch not divisible by the ranks, or a 1-
   const std::string out = read_file_bytes(log);
   CHECK(out.find("train.batch_size = 3") != std::string::npos);
   CHECK(out.find("mpirun -np 2") != std::string::npos);
+  CHECK(out.find("stopping every rank") != std::string::npos);
   CHECK_FALSE(fs::exists(run_dir("odd_batch") / "metrics.jsonl"));
 
   // train.deterministic: a checkpoint of one process does not resume bit-identically on two.
@@ -191,5 +193,11 @@ TEST_CASE("mpirun -np 2 remoe train: a batch not divisible by the ranks, or a 1-
   CHECK(run(mpirun(2) + remoe_binary().string() + train_args("single_then_two", 8) +
                 " --ckpt.interval=2 --resume --resume-changing=train.steps",
             second_log) != 0);
-  CHECK(read_file_bytes(second_log).find("written by 1 process(es), this run has 2") != std::string::npos);
+  // Rank 0 throws while rank 1 waits in a collective for the start point: the job ends at once
+  // with rank 0's message (not after REMOE_COMM_TIMEOUT with a timeout's).
+  const std::string second = read_file_bytes(second_log);
+  CHECK(second.find("rank 0: error: --resume: the checkpoint was written by 1 process(es), this run has 2") !=
+        std::string::npos);
+  CHECK(second.find("stopping every rank") != std::string::npos);
+  CHECK(second.find("did not complete within") == std::string::npos);
 }
