@@ -19,6 +19,7 @@
 #include <omp.h>
 #endif
 
+#include "autograd/node.h"
 #include "core/comm.h"
 #include "core/error.h"
 #include "core/random.h"
@@ -543,16 +544,34 @@ void log_status(const RunSetup& s, const RunFiles& files, const StatsWindow& w, 
                         duration_text(eta_s)));
 }
 
-// Fault injection for tests: REMOE_TRAIN_SIGNAL=<rank>:<step> makes that rank send itself SIGINT
-// as step <step> begins, as a signal from outside to that one process would.
-std::optional<int64_t> injected_signal_step(int rank) {
-  const char* v = std::getenv("REMOE_TRAIN_SIGNAL");
+// Fault injection for tests (multi-process ones, where RunOptions::before_step cannot reach):
+// REMOE_TRAIN_FAULT=<kind>:<rank>:<step> makes rank <rank>, as step <step> begins, send itself
+// SIGINT (kind "sigint": a signal from outside to that one process) or fill its lm_head with NaN
+// (kind "nan": a replica gone bad).
+struct InjectedFault {
+  std::string kind;
+  int64_t step = -1;
+};
+std::optional<InjectedFault> injected_fault(int rank) {
+  const char* v = std::getenv("REMOE_TRAIN_FAULT");
   if (v == nullptr) return std::nullopt;
+  char kind[16] = {};
   int r = -1;
   long long step = -1;
-  REMOE_CHECK(std::sscanf(v, "%d:%lld", &r, &step) == 2, "REMOE_TRAIN_SIGNAL=", v, ": expected <rank>:<step>");
+  REMOE_CHECK(std::sscanf(v, "%15[a-z]:%d:%lld", kind, &r, &step) == 3 &&
+                  (std::string(kind) == "sigint" || std::string(kind) == "nan"),
+              "REMOE_TRAIN_FAULT=", v, ": expected sigint|nan:<rank>:<step>");
   if (r != rank) return std::nullopt;
-  return static_cast<int64_t>(step);
+  return InjectedFault{kind, static_cast<int64_t>(step)};
+}
+void inject_fault(const InjectedFault& fault, Transformer& model) {
+  if (fault.kind == "sigint") {
+    std::raise(SIGINT);
+  } else {
+    NoGradGuard no_grad;
+    const Tensor w = model.parameter("lm_head");
+    copy_(w, full(w.shape(), std::nan("")));
+  }
 }
 
 struct LoopEnd {
@@ -580,9 +599,9 @@ LoopEnd train_loop(RunSetup& s, const RunFiles& files, const RunOptions& options
     out.end = end;
     out.message = why + "; checkpoint " + dir.string();
   };
-  const std::optional<int64_t> signal_at = injected_signal_step(s.world->rank());
+  const std::optional<InjectedFault> fault = injected_fault(s.world->rank());
   for (int64_t step = start_step; step < s.steps; ++step) {
-    if (signal_at == step) std::raise(SIGINT);
+    if (fault && fault->step == step) inject_fault(*fault, s.model);
     bool stop = stop_requested().load();
     if (s.parallel) stop = s.world->all_reduce(int64_t{stop}, ReduceOp::max) != 0;  // a signal to any rank
     if (stop) {

@@ -139,10 +139,10 @@ TEST_CASE("mpirun -np 2 remoe train: SIGINT to rank 1 stops both ranks at one st
   const fs::path straight_log = temp_root() / "straight.log";
   REQUIRE(run(mpirun(2) + remoe_binary().string() + train_args("dist_straight", steps), straight_log) == 0);
 
-  // Rank 1 alone gets SIGINT as step 7 begins (REMOE_TRAIN_SIGNAL, run.cpp): rank 0 learns it from
+  // Rank 1 alone gets SIGINT as step 7 begins (REMOE_TRAIN_FAULT, run.cpp): rank 0 learns it from
   // the step's all-reduced stop flag, so both stop before step 7 and rank 0 writes ckpt/step_7.
   const fs::path stop_log = temp_root() / "stop.log";
-  const int rc = run("REMOE_TRAIN_SIGNAL=1:7 " + mpirun(2) + remoe_binary().string() + train_args("dist_resumed", steps),
+  const int rc = run("REMOE_TRAIN_FAULT=sigint:1:7 " + mpirun(2) + remoe_binary().string() + train_args("dist_resumed", steps),
                      stop_log);
   const std::string out = read_file_bytes(stop_log);
   CAPTURE(out);
@@ -200,4 +200,24 @@ TEST_CASE("mpirun -np 2 remoe train: a batch not divisible by the ranks, or a 1-
         std::string::npos);
   CHECK(second.find("stopping every rank") != std::string::npos);
   CHECK(second.find("did not complete within") == std::string::npos);
+}
+
+TEST_CASE("mpirun -np 2 remoe train: a NaN on one rank fails both at the same step; the last good checkpoint stays") {
+  const fs::path log = temp_root() / "nan.log";
+  const int rc = run("REMOE_TRAIN_FAULT=nan:1:6 " + mpirun(2) + remoe_binary().string() + train_args("dist_nan", 12) +
+                         " --ckpt.interval=4",
+                     log);
+  const std::string out = read_file_bytes(log);
+  CAPTURE(out);
+  CHECK(rc == 3);  // Failed, on every rank: no hang, no abort
+  CHECK(out.find("stopping every rank") == std::string::npos);
+  CHECK(count_of(out, "training stopped at step 6") == 1);
+  CHECK(count_of(out, "non-finite loss") == 1);
+  const json summary = read_json(run_dir("dist_nan") / "summary.json");
+  CHECK(summary["end"] == "failed");
+  CHECK(summary["steps"] == 6);
+  check_one_row_per_step(train_rows("dist_nan"), 6);
+  CHECK(count_of(read_file_bytes(run_dir("dist_nan") / "metrics.jsonl"), "\"kind\":\"error\"") == 1);
+  CHECK(fs::exists(run_dir("dist_nan") / "ckpt/step_4/model.safetensors"));
+  CHECK_FALSE(fs::exists(run_dir("dist_nan") / "ckpt/step_6"));
 }
