@@ -90,8 +90,9 @@ void check_one_row_per_step(const std::vector<json>& rows, int64_t n) {
 
 TEST_CASE("mpirun -np 2 remoe train: the 1-process run's losses, λ and sparsity; rank 0 alone writes") {
   const fs::path one_log = temp_root() / "one.log", two_log = temp_root() / "two.log";
-  REQUIRE(run(remoe_binary().string() + train_args("one_process", 10), one_log) == 0);
-  const int rc = run(mpirun(2) + remoe_binary().string() + train_args("two_ranks", 10), two_log);
+  // An evaluation at step 5 (rank 0's, the other waits) and the final one at step 10.
+  REQUIRE(run(remoe_binary().string() + train_args("one_process", 10) + " --eval.interval=5", one_log) == 0);
+  const int rc = run(mpirun(2) + remoe_binary().string() + train_args("two_ranks", 10) + " --eval.interval=5", two_log);
   const std::string out = read_file_bytes(two_log);
   CAPTURE(out);
   REQUIRE(rc == 0);
@@ -118,7 +119,19 @@ TEST_CASE("mpirun -np 2 remoe train: the 1-process run's losses, λ and sparsity
   CHECK(count_of(out, "finished 10 steps") == 1);
   CHECK(count_of(read_file_bytes(run_dir("two_ranks") / "train.log"), "step      5/10") == 1);
   CHECK(count_of(read_file_bytes(run_dir("two_ranks") / "train.log"), "x 2 processes") == 1);
-  CHECK(count_of(read_file_bytes(run_dir("two_ranks") / "metrics.jsonl"), "\"kind\":\"eval\"") == 1);
+  std::vector<json> evals[2];
+  for (int k = 0; k < 2; ++k) {
+    std::ifstream in(run_dir(k == 0 ? "one_process" : "two_ranks") / "metrics.jsonl");
+    for (std::string line; std::getline(in, line);)
+      if (json::parse(line)["kind"] == "eval") evals[k].push_back(json::parse(line));
+  }
+  REQUIRE(evals[0].size() == 2);
+  REQUIRE(evals[1].size() == 2);  // once each: rank 0's
+  for (size_t i = 0; i < 2; ++i) {
+    CHECK(evals[1][i]["step"] == (i == 0 ? 5 : 10));
+    const double x = evals[0][i]["valid_loss"].get<double>(), y = evals[1][i]["valid_loss"].get<double>();
+    CHECK(std::abs(x - y) <= 1e-5 * x);
+  }
   CHECK(read_json(run_dir("two_ranks") / "summary.json")["end"] == "finished");
   CHECK(read_json(run_dir("two_ranks") / "run.json")["world_size"] == 2);
   CHECK_FALSE(read_json(run_dir("one_process") / "run.json").contains("world_size"));
@@ -130,7 +143,8 @@ TEST_CASE("mpirun -np 2 remoe train: the 1-process run's losses, λ and sparsity
 
   // A finished run is left as it is, on every rank, said once.
   const fs::path again_log = temp_root() / "again.log";
-  REQUIRE(run(mpirun(2) + remoe_binary().string() + train_args("two_ranks", 10) + " --resume", again_log) == 0);
+  REQUIRE(run(mpirun(2) + remoe_binary().string() + train_args("two_ranks", 10) + " --eval.interval=5 --resume",
+              again_log) == 0);
   CHECK(count_of(read_file_bytes(again_log), "already finished") == 1);
 }
 
