@@ -1,9 +1,26 @@
 #include <iostream>
 
+#include "core/comm.h"
 #include "experiments/cli/commands.h"
 #include "experiments/train/run.h"
 
 namespace remoe::cli {
+
+namespace {
+
+int exit_code(experiments::RunEnd end) {
+  switch (end) {
+    case experiments::RunEnd::Finished:
+      return 0;
+    case experiments::RunEnd::Interrupted:
+      return 130;
+    case experiments::RunEnd::Failed:
+      return 3;
+  }
+  return 0;
+}
+
+}  // namespace
 
 Command add_train_command(CLI::App& app, const std::vector<std::string>& argv) {
   CLI::App* sub = app.add_subcommand("train", "train one model; config keys as --section.key=value (see --help-config)");
@@ -40,6 +57,8 @@ Command add_train_command(CLI::App& app, const std::vector<std::string>& argv) {
     options.quiet = args->quiet;
     options.argv = argv;
     experiments::RunResult r = experiments::run_training(std::move(options));
+    // Under mpirun every rank ends alike; rank 0 alone says how.
+    if (world_communicator()->rank() != 0) return exit_code(r.end);
     switch (r.end) {
       case experiments::RunEnd::Finished:
         if (!r.message.empty())

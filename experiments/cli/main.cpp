@@ -10,8 +10,26 @@
 #include <iostream>
 #include <map>
 
+#include "core/comm.h"
 #include "core/error.h"
 #include "experiments/cli/commands.h"
+
+namespace {
+
+// An error that ends a command: exit code 2. Under mpirun (several processes) the other ranks may
+// be waiting inside a collective for this one, so the whole job is ended with the message instead.
+int report_error(const std::string& what) {
+  std::shared_ptr<remoe::Communicator> world;
+  try {
+    world = remoe::world_communicator();
+  } catch (const std::exception&) {
+  }
+  if (world && world->size() > 1) world->abort("error: " + what);
+  std::cerr << "remoe: error: " << what << "\n";
+  return 2;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv, argv + argc);
@@ -34,11 +52,9 @@ int main(int argc, char** argv) {
   try {
     for (CLI::App* sub : app.get_subcommands()) return commands.at(sub->get_name())();
   } catch (const remoe::Error& e) {
-    std::cerr << "remoe: error: " << e.what() << "\n";
-    return 2;
+    return report_error(e.what());
   } catch (const std::exception& e) {
-    std::cerr << "remoe: error: " << e.what() << "\n";
-    return 2;
+    return report_error(e.what());
   }
   return 0;
 }

@@ -88,7 +88,7 @@ const std::vector<KeySpec>& config_schema() {
       integer("train.warmup_steps", -1, "linear warm-up steps; -1 = 1% of train.steps", -1),
       real("train.weight_decay", 0.01, "AdamW decoupled weight decay (2-D weights only)", 0.0),
       real("train.clip", 1.0, "global grad-norm clip; 0 = off", 0.0),
-      boolean("train.deterministic", true, "--resume refuses another thread count (CPU reductions split per thread; same count = same bytes)"),
+      boolean("train.deterministic", true, "--resume refuses another thread count or mpirun process count (reductions split per thread / rank; same counts = same bytes)"),
       integer("log.interval", 10, "steps between status lines / metrics rows", 1),
       integer("eval.interval", 200, "steps between held-out evaluations; 0 = only at the end", 0),
       integer("eval.max_tokens", 32768, "held-out tokens per domain per evaluation", 1),

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <iostream>
@@ -18,6 +19,8 @@
 #include <omp.h>
 #endif
 
+#include "autograd/node.h"
+#include "core/comm.h"
 #include "core/error.h"
 #include "core/random.h"
 #include "experiments/data/dataset.h"
@@ -170,6 +173,10 @@ double clip_norm(const Config& cfg) {
 
 struct RunSetup {
   const Config& cfg;
+  // The processes of the run (mpirun -np N): every rank trains its share of each step, rank 0
+  // alone writes the run directory. A single process is rank 0 of 1 and takes no collective.
+  std::shared_ptr<Communicator> world;
+  bool parallel, root;
   data::DatasetInfo dataset;
   data::Shard train_shard, valid_shard;
   ModelConfig model_config;
@@ -179,8 +186,11 @@ struct RunSetup {
   uint64_t data_seed;
   BatchSampler sampler;
 
-  explicit RunSetup(const Config& c)
+  RunSetup(const Config& c, std::shared_ptr<Communicator> w)
       : cfg(c),
+        world(std::move(w)),
+        parallel(world->size() > 1),
+        root(world->rank() == 0),
         dataset(data::load_dataset(c.string("data.dir"))),
         train_shard(data::open_dataset_shard(dataset, "train")),
         valid_shard(data::open_dataset_shard(dataset, "valid")),
@@ -197,32 +207,73 @@ struct RunSetup {
 };
 
 // The run directory's files: the status lines (stdout unless quiet, and train.log), metrics rows.
+// On the ranks other than 0 of a multi-process run (writer = false) log and metrics_row do nothing.
 class RunFiles {
  public:
-  RunFiles(fs::path dir, bool quiet) : dir_(std::move(dir)), quiet_(quiet) {}
+  RunFiles(fs::path dir, bool quiet, bool writer = true) : dir_(std::move(dir)), quiet_(quiet), writer_(writer) {}
+  bool writer() const { return writer_; }
   const fs::path& dir() const { return dir_; }
   fs::path ckpt_root() const { return dir_ / "ckpt"; }
   fs::path file(const char* name) const { return dir_ / name; }
   void log(const std::string& line) const {
+    if (!writer_) return;
     if (!quiet_) std::cout << line << std::endl;
     append_line(dir_ / "train.log", line);
   }
-  void metrics_row(const ordered_json& row) const { append_line(dir_ / "metrics.jsonl", row.dump()); }
+  void metrics_row(const ordered_json& row) const {
+    if (writer_) append_line(dir_ / "metrics.jsonl", row.dump());
+  }
 
  private:
   fs::path dir_;
-  bool quiet_;
+  bool quiet_, writer_;
 };
 
+fs::path checkpoint_dir(const RunFiles& files, int64_t step) { return files.ckpt_root() / ("step_" + std::to_string(step)); }
+
 // Writes a checkpoint of the current state, then deletes all but the newest ckpt.keep verified ones.
-fs::path save_and_prune(RunSetup& s, const RunFiles& files, int64_t step_done) {
+fs::path save_and_prune_here(RunSetup& s, const RunFiles& files, int64_t step_done) {
   TrainState state{step_done, s.trainer.controller().state(), s.data_seed, {{"threads", info_threads()}}};
+  if (s.parallel) state.extra["world_size"] = s.world->size();
   const fs::path dir = save_checkpoint(files.ckpt_root(), s.model, s.trainer.optimizer(), state);
   if (auto problem = verify_checkpoint(dir))
     fail("run: the checkpoint just written, ", dir.string(), ", does not verify (", *problem,
          "); the older checkpoints are kept");
   prune_checkpoints(files.ckpt_root(), s.cfg.integer("ckpt.keep"));
   return dir;
+}
+
+// The same on every rank: rank 0 writes the checkpoint (the replicas hold the same state), and
+// no rank goes on before it is complete on disk.
+fs::path save_and_prune(RunSetup& s, const RunFiles& files, int64_t step_done) {
+  const fs::path dir = s.root ? save_and_prune_here(s, files, step_done) : checkpoint_dir(files, step_done);
+  if (s.parallel) s.world->barrier();
+  return dir;
+}
+
+// Broadcasts rank 0's `text` to every rank.
+void broadcast_string(Communicator& world, std::string& text) {
+  int64_t n = static_cast<int64_t>(text.size());
+  world.broadcast(&n, sizeof n, 0);
+  text.resize(static_cast<size_t>(n));
+  if (n > 0) world.broadcast(text.data(), n, 0);
+}
+
+// Runs `work` on rank 0 only (the other ranks wait for its outcome) and returns its error
+// message, the same on every rank ("" = it succeeded). Exceptions other than `E` propagate.
+template <class E, class F>
+std::string on_root_agreed(RunSetup& s, F&& work) {
+  std::string error;
+  if (s.root) {
+    try {
+      work();
+    } catch (const E& e) {
+      error = e.what();
+      if (error.empty()) error = "unknown error";
+    }
+  }
+  if (s.parallel) broadcast_string(*s.world, error);
+  return error;
 }
 
 // Held-out loss and bits-per-byte per domain: one metrics row and one status line.
@@ -344,6 +395,12 @@ void load_resume_checkpoint(RunSetup& s, const fs::path& dir) {
                 state.extra["threads"].get<int64_t>(), " thread(s), this process has ", threads_now,
                 "; set --system.threads=", state.extra["threads"].get<int64_t>(),
                 " (train.deterministic = true needs the same count to stay bit-identical)");
+  // The replicas' gradients are averaged in another order on another number of ranks.
+  const int64_t world_was = state.extra.contains("world_size") ? state.extra["world_size"].get<int64_t>() : 1;
+  if (s.cfg.boolean("train.deterministic"))
+    REMOE_CHECK(world_was == s.world->size(), "--resume: the checkpoint was written by ", world_was,
+                " process(es), this run has ", s.world->size(), "; resume with mpirun -np ", world_was,
+                ", or set --train.deterministic=false (the same count is needed to stay bit-identical)");
   s.trainer.controller().load_state(state.controller);
   s.trainer.set_steps_taken(state.step);
 }
@@ -424,11 +481,13 @@ void record_run_start(RunSetup& s, const RunFiles& files, const RunOptions& opti
   ordered_json info = describe_run(options.argv, device, s.cfg);
   info["parameters"] = s.model.num_parameters();
   info["gemm_peak_gflops"] = gemm_gflops;
+  if (s.parallel) info["world_size"] = s.world->size();  // absent: one process
   if (start.resumed && fs::exists(files.file("run.json"))) {
     ordered_json first = read_json_file(files.file("run.json"));
     ordered_json resume = {{"started", info["started"]}, {"argv", info["argv"]}, {"git", info["git"]},
                            {"threads", info["threads"]}, {"from_step", start.step}, {"checkpoint", start.checkpoint},
                            {"changed", start.changed}, {"gemm_peak_gflops", gemm_gflops}};
+    if (s.parallel) resume["world_size"] = s.world->size();
     if (!first.contains("resumes")) first["resumes"] = ordered_json::array();
     first["resumes"].push_back(resume);
     write_json(files.file("run.json"), first);
@@ -485,6 +544,36 @@ void log_status(const RunSetup& s, const RunFiles& files, const StatsWindow& w, 
                         duration_text(eta_s)));
 }
 
+// Fault injection for tests (multi-process ones, where RunOptions::before_step cannot reach):
+// REMOE_TRAIN_FAULT=<kind>:<rank>:<step> makes rank <rank>, as step <step> begins, send itself
+// SIGINT (kind "sigint": a signal from outside to that one process) or fill its lm_head with NaN
+// (kind "nan": a replica gone bad).
+struct InjectedFault {
+  std::string kind;
+  int64_t step = -1;
+};
+std::optional<InjectedFault> injected_fault(int rank) {
+  const char* v = std::getenv("REMOE_TRAIN_FAULT");
+  if (v == nullptr) return std::nullopt;
+  char kind[16] = {};
+  int r = -1;
+  long long step = -1;
+  REMOE_CHECK(std::sscanf(v, "%15[a-z]:%d:%lld", kind, &r, &step) == 3 &&
+                  (std::string(kind) == "sigint" || std::string(kind) == "nan"),
+              "REMOE_TRAIN_FAULT=", v, ": expected sigint|nan:<rank>:<step>");
+  if (r != rank) return std::nullopt;
+  return InjectedFault{kind, static_cast<int64_t>(step)};
+}
+void inject_fault(const InjectedFault& fault, Transformer& model) {
+  if (fault.kind == "sigint") {
+    std::raise(SIGINT);
+  } else {
+    NoGradGuard no_grad;
+    const Tensor w = model.parameter("lm_head");
+    copy_(w, full(w.shape(), std::nan("")));
+  }
+}
+
 struct LoopEnd {
   RunEnd end = RunEnd::Finished;
   std::string message;
@@ -493,7 +582,9 @@ struct LoopEnd {
 
 // Steps [start_step, steps): stops early for a signal (checkpoint first), a non-finite step (the
 // weights are unchanged and no checkpoint is written), or a data / evaluation error (checkpoint
-// of the steps done first).
+// of the steps done first). With several ranks every decision is the same on all of them: the stop
+// flag and data errors are all-reduced once per step, an evaluation's outcome is rank 0's, and a
+// failed step throws on every rank alike (Trainer::step).
 LoopEnd train_loop(RunSetup& s, const RunFiles& files, const RunOptions& options, int64_t start_step,
                    double gemm_gflops) {
   StopSignalScope signals;
@@ -508,18 +599,30 @@ LoopEnd train_loop(RunSetup& s, const RunFiles& files, const RunOptions& options
     out.end = end;
     out.message = why + "; checkpoint " + dir.string();
   };
+  const std::optional<InjectedFault> fault = injected_fault(s.world->rank());
   for (int64_t step = start_step; step < s.steps; ++step) {
-    if (stop_requested().load()) {
+    if (fault && fault->step == step) inject_fault(*fault, s.model);
+    bool stop = stop_requested().load();
+    if (s.parallel) stop = s.world->all_reduce(int64_t{stop}, ReduceOp::max) != 0;  // a signal to any rank
+    if (stop) {
       stop_with_checkpoint(RunEnd::Interrupted, step, "interrupted by a signal at step " + std::to_string(step));
       break;
     }
     if (options.before_step) options.before_step(step, s.model);
     std::vector<Batch> batches;
+    std::string data_error;
     try {
       batches = s.sampler.step_batches(step, s.micro);
     } catch (const Error& e) {
-      files.metrics_row({{"kind", "error"}, {"step", step}, {"message", e.what()}});
-      stop_with_checkpoint(RunEnd::Failed, step, "training stopped at step " + std::to_string(step) + ": " + e.what());
+      data_error = e.what();
+      if (data_error.empty()) data_error = "unknown data error";
+    }
+    if (s.parallel && s.world->all_reduce(int64_t{!data_error.empty()}, ReduceOp::max) != 0 && data_error.empty())
+      data_error = "the training data could not be read on another rank (its error is on its stderr)";
+    if (!data_error.empty()) {
+      if (!s.root) std::cerr << "remoe: rank " << s.world->rank() << ": " << data_error << "\n";
+      files.metrics_row({{"kind", "error"}, {"step", step}, {"message", data_error}});
+      stop_with_checkpoint(RunEnd::Failed, step, "training stopped at step " + std::to_string(step) + ": " + data_error);
       break;
     }
     const auto t0 = Clock::now();
@@ -543,10 +646,10 @@ LoopEnd train_loop(RunSetup& s, const RunFiles& files, const RunOptions& options
     }
     const int64_t eval_every = s.cfg.integer("eval.interval"), ckpt_every = s.cfg.integer("ckpt.interval");
     if (eval_every > 0 && done % eval_every == 0 && done < s.steps) {
-      try {
-        evaluate_heldout(s, files, done);
-      } catch (const Error& e) {
-        stop_with_checkpoint(RunEnd::Failed, done, "evaluation at step " + std::to_string(done) + " failed: " + e.what());
+      // On rank 0 only; the other ranks wait for its outcome.
+      const std::string eval_error = on_root_agreed<Error>(s, [&] { evaluate_heldout(s, files, done); });
+      if (!eval_error.empty()) {
+        stop_with_checkpoint(RunEnd::Failed, done, "evaluation at step " + std::to_string(done) + " failed: " + eval_error);
         break;
       }
     }
@@ -595,23 +698,28 @@ RunResult finish_run(RunSetup& s, const RunFiles& files, const LoopEnd& loop, Cl
     result.steps_done = s.steps;
     // The trained steps are safe on disk before the evaluation, which may fail. A resume that
     // only repeats the final evaluation keeps the final checkpoint it loaded.
-    const fs::path final_ckpt = files.ckpt_root() / ("step_" + std::to_string(s.steps));
-    const bool have_final = loop.start_step == s.steps && !verify_checkpoint(final_ckpt);
-    const fs::path ckpt = have_final ? final_ckpt : save_and_prune(s, files, s.steps);
-    try {
-      evaluate_heldout(s, files, s.steps);
-    } catch (const std::exception& e) {  // any failure: the trained steps are on disk already
-      eval_error = e.what();
+    const fs::path final_ckpt = checkpoint_dir(files, s.steps);
+    fs::path ckpt = final_ckpt;
+    if (s.root) {
+      const bool have_final = loop.start_step == s.steps && !verify_checkpoint(final_ckpt);
+      if (!have_final) ckpt = save_and_prune_here(s, files, s.steps);
+    }
+    // Any failure: the trained steps are on disk already. (Rank 0 evaluates, the others wait.)
+    eval_error = on_root_agreed<std::exception>(s, [&] { evaluate_heldout(s, files, s.steps); });
+    if (!eval_error.empty()) {
       result.end = RunEnd::Failed;
       result.message = fmt::format("trained all {} steps (checkpoint {}), but the final evaluation failed: {} "
                                    "(--resume runs the evaluation again)",
-                                   s.steps, ckpt.string(), e.what());
+                                   s.steps, ckpt.string(), eval_error);
     }
   }
-  // The caller prints why the run stopped; the log file keeps it too.
-  if (result.end != RunEnd::Finished) append_line(files.file("train.log"), result.message);
-  const double wall = std::chrono::duration<double>(Clock::now() - run_start).count();
-  write_json(files.file("summary.json"), summary_json(s, files, result, wall, eval_error));
+  if (s.root) {
+    // The caller prints why the run stopped; the log file keeps it too.
+    if (result.end != RunEnd::Finished) append_line(files.file("train.log"), result.message);
+    const double wall = std::chrono::duration<double>(Clock::now() - run_start).count();
+    write_json(files.file("summary.json"), summary_json(s, files, result, wall, eval_error));
+  }
+  if (s.parallel) s.world->barrier();  // every rank returns once the run directory is complete
   return result;
 }
 
@@ -628,23 +736,65 @@ void prepare_config(Config& cfg) {
   resolve_device(cfg.string("system.device"));  // an unusable device is an error before anything is written
 }
 
+// Several processes (mpirun -np N): each micro-batch of train.batch_size sequences is split into
+// N equal shares (rank_share), so the global batch is the configured one.
+void check_data_parallel_config(const Config& cfg, int world_size) {
+  const int64_t batch = cfg.integer("train.batch_size");
+  REMOE_CHECK(batch % world_size == 0, "train.batch_size = ", batch,
+              " (sequences per micro-batch, the global batch over every rank) is not a multiple of the ", world_size,
+              " processes of this run (mpirun -np ", world_size, "): each rank trains an equal share of every "
+              "micro-batch; choose a train.batch_size divisible by ", world_size);
+}
+
+// Rank 0 decided where the run starts (prepare_run_dir, after recover_checkpoints): the other
+// ranks learn it and load the same checkpoint (complete on disk: rank 0 chose it after recovery).
+void share_start_point(RunSetup& s, const RunFiles& files, StartPoint& start) {
+  int64_t header[3] = {start.step, start.resumed, start.already_finished.has_value()};
+  s.world->broadcast(header, sizeof header, 0);
+  std::string finished_message = start.already_finished ? start.already_finished->message : "";
+  broadcast_string(*s.world, start.checkpoint);
+  broadcast_string(*s.world, finished_message);
+  if (s.root) return;
+  start.step = header[0];
+  start.resumed = header[1] != 0;
+  if (header[2] != 0) {
+    start.already_finished = RunResult{RunEnd::Finished, files.dir(), s.steps, finished_message};
+    return;
+  }
+  if (!start.checkpoint.empty()) load_resume_checkpoint(s, start.checkpoint);
+}
+
 }  // namespace
 
 RunResult run_training(RunOptions options) {
   Config& cfg = options.config;
   prepare_config(cfg);
   REMOE_CHECK(!(options.resume && options.fresh), "--resume and --fresh exclude each other");
-  const RunFiles files(fs::path(cfg.string("run.dir")) / cfg.string("run.name"), options.quiet);
-  const RunDirLock lock = RunDirLock::acquire(files.dir(), "remoe train");
-  RunSetup setup(cfg);  // the data and the model: bad data is an error before the run dir is touched
-  if (options.fresh) clear_run_dir(files.dir());
-  const StartPoint start = prepare_run_dir(setup, files, options);
+  std::shared_ptr<Communicator> world = world_communicator();
+  if (world->size() > 1) check_data_parallel_config(cfg, world->size());
+  const bool root = world->rank() == 0;
+  const RunFiles files(fs::path(cfg.string("run.dir")) / cfg.string("run.name"), options.quiet, root);
+  std::optional<RunDirLock> lock;  // rank 0 alone creates, locks and writes the run directory
+  if (root) lock.emplace(RunDirLock::acquire(files.dir(), "remoe train"));
+  RunSetup setup(cfg, world);  // the data and the model: bad data is an error before the run dir is touched
+  StartPoint start;
+  if (root) {
+    if (options.fresh) clear_run_dir(files.dir());
+    start = prepare_run_dir(setup, files, options);
+  }
+  if (setup.parallel) share_start_point(setup, files, start);
   if (start.already_finished) return *start.already_finished;  // nothing written: the caller says so
-  const double gemm_gflops = measure_gemm_peak(1024, 3).median_gflops;
-  record_run_start(setup, files, options, start, gemm_gflops);
-  files.log(fmt::format("run {} | {} | {} params | {} on {} thread(s) | GEMM peak {:.1f} GFLOP/s", files.dir().string(),
-                        setup.model_config.ffn, setup.model.num_parameters(), resolve_device(cfg.string("system.device")),
-                        info_threads(), gemm_gflops));
+  // Every replica starts from rank 0's parameters (the same bytes on a resume: the same checkpoint).
+  if (setup.parallel) setup.trainer.set_data_parallel(world);
+  double gemm_gflops = 0;
+  if (root) {
+    gemm_gflops = measure_gemm_peak(1024, 3).median_gflops;
+    record_run_start(setup, files, options, start, gemm_gflops);
+  }
+  const std::string processes = setup.parallel ? fmt::format(" x {} processes", world->size()) : "";
+  files.log(fmt::format("run {} | {} | {} params | {} on {} thread(s){} | GEMM peak {:.1f} GFLOP/s",
+                        files.dir().string(), setup.model_config.ffn, setup.model.num_parameters(),
+                        resolve_device(cfg.string("system.device")), info_threads(), processes, gemm_gflops));
   const auto run_start = Clock::now();
   const LoopEnd loop = train_loop(setup, files, options, start.step, gemm_gflops);
   return finish_run(setup, files, loop, run_start);

@@ -44,7 +44,10 @@ struct RunResult {
   std::string message;  // why it stopped, for Interrupted / Failed
 };
 
-// Trains as configured. Returns normally for Finished / Interrupted (SIGINT/SIGTERM/SIGHUP write
+// Trains as configured; under mpirun (world_communicator() of N > 1 ranks) data-parallel over the
+// ranks with train.batch_size the global batch (a multiple of N): rank 0 alone locks and writes the
+// run directory, a resume loads rank 0's choice of checkpoint on every rank, a signal to any rank
+// stops all at the same step, and every rank returns the same RunEnd. Returns normally for Finished / Interrupted (SIGINT/SIGTERM/SIGHUP write
 // a checkpoint first) / Failed (a non-finite loss: the last good checkpoint is kept untouched; a
 // data file that changed under the run, or a failed evaluation: a checkpoint of the trained steps
 // is written first). Throws remoe::Error for bad configuration or data found before training, and
