@@ -246,6 +246,7 @@ fs::path save_and_prune_here(RunSetup& s, const RunFiles& files, int64_t step_do
 // The same on every rank: rank 0 writes the checkpoint (the replicas hold the same state), and
 // no rank goes on before it is complete on disk.
 fs::path save_and_prune(RunSetup& s, const RunFiles& files, int64_t step_done) {
+  s.trainer.gather_experts();  // expert parallel: rank 0 gets every expert (collective; else nothing)
   const fs::path dir = s.root ? save_and_prune_here(s, files, step_done) : checkpoint_dir(files, step_done);
   if (s.parallel) s.world->barrier();
   return dir;
@@ -646,7 +647,8 @@ LoopEnd train_loop(RunSetup& s, const RunFiles& files, const RunOptions& options
     }
     const int64_t eval_every = s.cfg.integer("eval.interval"), ckpt_every = s.cfg.integer("ckpt.interval");
     if (eval_every > 0 && done % eval_every == 0 && done < s.steps) {
-      // On rank 0 only; the other ranks wait for its outcome.
+      // On rank 0 only, with every expert (expert parallel); the other ranks wait for its outcome.
+      s.trainer.gather_experts();
       const std::string eval_error = on_root_agreed<Error>(s, [&] { evaluate_heldout(s, files, done); });
       if (!eval_error.empty()) {
         stop_with_checkpoint(RunEnd::Failed, done, "evaluation at step " + std::to_string(done) + " failed: " + eval_error);
@@ -700,6 +702,7 @@ RunResult finish_run(RunSetup& s, const RunFiles& files, const LoopEnd& loop, Cl
     // only repeats the final evaluation keeps the final checkpoint it loaded.
     const fs::path final_ckpt = checkpoint_dir(files, s.steps);
     fs::path ckpt = final_ckpt;
+    s.trainer.gather_experts();  // expert parallel: the whole model for the checkpoint and the evaluation
     if (s.root) {
       const bool have_final = loop.start_step == s.steps && !verify_checkpoint(final_ckpt);
       if (!have_final) ckpt = save_and_prune_here(s, files, s.steps);
@@ -737,8 +740,20 @@ void prepare_config(Config& cfg) {
 }
 
 // Several processes (mpirun -np N): each micro-batch of train.batch_size sequences is split into
-// N equal shares (rank_share), so the global batch is the configured one.
-void check_data_parallel_config(const Config& cfg, int world_size) {
+// N equal shares (rank_share), so the global batch is the configured one; with
+// dist.expert_parallel = P the experts of each layer are split over groups of P ranks.
+void check_parallel_config(const Config& cfg, int world_size) {
+  const int64_t P = cfg.integer("dist.expert_parallel");
+  if (P > 1) {
+    const RouterSpec& router = router_spec(cfg.string("moe.router"));
+    REMOE_CHECK(router.expert_parallel, "dist.expert_parallel = ", P, ": moe.router = ", router.name,
+                " has no experts to split over processes (expert parallelism needs a token-dispatching MoE router)");
+    const int64_t experts = cfg.integer("moe.num_experts") * cfg.integer("moe.granularity");
+    REMOE_CHECK(world_size % P == 0 && experts % P == 0, "dist.expert_parallel = ", P, " must divide the ",
+                world_size, " processes of this run (mpirun -np) and the ", experts,
+                " experts of a layer (moe.num_experts × moe.granularity)");
+  }
+  if (world_size == 1) return;
   const int64_t batch = cfg.integer("train.batch_size");
   REMOE_CHECK(batch % world_size == 0, "train.batch_size = ", batch,
               " (sequences per micro-batch, the global batch over every rank) is not a multiple of the ", world_size,
@@ -771,7 +786,7 @@ RunResult run_training(RunOptions options) {
   prepare_config(cfg);
   REMOE_CHECK(!(options.resume && options.fresh), "--resume and --fresh exclude each other");
   std::shared_ptr<Communicator> world = world_communicator();
-  if (world->size() > 1) check_data_parallel_config(cfg, world->size());
+  check_parallel_config(cfg, world->size());
   const bool root = world->rank() == 0;
   const RunFiles files(fs::path(cfg.string("run.dir")) / cfg.string("run.name"), options.quiet, root);
   std::optional<RunDirLock> lock;  // rank 0 alone creates, locks and writes the run directory
@@ -786,12 +801,17 @@ RunResult run_training(RunOptions options) {
   if (start.already_finished) return *start.already_finished;  // nothing written: the caller says so
   // Every replica starts from rank 0's parameters (the same bytes on a resume: the same checkpoint).
   if (setup.parallel) setup.trainer.set_data_parallel(world);
+  if (cfg.integer("dist.expert_parallel") > 1) setup.trainer.set_expert_parallel(cfg.integer("dist.expert_parallel"));
   double gemm_gflops = 0;
   if (root) {
     gemm_gflops = measure_gemm_peak(1024, 3).median_gflops;
     record_run_start(setup, files, options, start, gemm_gflops);
   }
-  const std::string processes = setup.parallel ? fmt::format(" x {} processes", world->size()) : "";
+  const int64_t expert_parallel = cfg.integer("dist.expert_parallel");
+  const std::string processes =
+      !setup.parallel ? ""
+      : expert_parallel > 1 ? fmt::format(" x {} processes (experts over {})", world->size(), expert_parallel)
+                            : fmt::format(" x {} processes", world->size());
   files.log(fmt::format("run {} | {} | {} params | {} on {} thread(s){} | GEMM peak {:.1f} GFLOP/s",
                         files.dir().string(), setup.model_config.ffn, setup.model.num_parameters(),
                         resolve_device(cfg.string("system.device")), info_threads(), processes, gemm_gflops));

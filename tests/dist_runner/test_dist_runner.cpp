@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/safetensors.h"
 #include "experiments/runner_fixture.h"
 
 namespace fs = std::filesystem;
@@ -234,4 +235,50 @@ TEST_CASE("mpirun -np 2 remoe train: a NaN on one rank fails both at the same st
   CHECK(count_of(read_file_bytes(run_dir("dist_nan") / "metrics.jsonl"), "\"kind\":\"error\"") == 1);
   CHECK(fs::exists(run_dir("dist_nan") / "ckpt/step_4/model.safetensors"));
   CHECK_FALSE(fs::exists(run_dir("dist_nan") / "ckpt/step_6"));
+}
+
+TEST_CASE("mpirun -np 2 remoe train --dist.expert_parallel=2: the 1-process run, the whole model in its checkpoint") {
+  const fs::path ref_log = temp_root() / "ep_ref.log", ep_log = temp_root() / "ep_two.log";
+  REQUIRE(run(remoe_binary().string() + train_args("ep_ref", 10) + " --eval.interval=5", ref_log) == 0);
+  const int rc = run(mpirun(2) + remoe_binary().string() + train_args("ep_two", 10) +
+                         " --eval.interval=5 --dist.expert_parallel=2",
+                     ep_log);
+  CAPTURE(read_file_bytes(ep_log));
+  REQUIRE(rc == 0);
+  const std::vector<json> a = train_rows("ep_ref"), b = train_rows("ep_two");
+  check_one_row_per_step(b, 10);
+  for (size_t i = 0; i < a.size(); ++i) {
+    CAPTURE(i);
+    for (const char* key : {"loss", "lm_loss", "aux_or_reg", "grad_norm"})
+      CHECK(std::abs(a[i][key].get<double>() - b[i][key].get<double>()) <= 1e-5 * std::abs(a[i][key].get<double>()));
+    CHECK(a[i]["lambda"] == b[i]["lambda"]);
+    CHECK(a[i]["sparsity"] == b[i]["sparsity"]);
+  }
+  // The evaluations (rank 0, after gathering the experts) and the checkpoint hold the whole model.
+  const double va = read_json(run_dir("ep_ref") / "summary.json")["last_eval"]["valid_loss"].get<double>();
+  const double vb = read_json(run_dir("ep_two") / "summary.json")["last_eval"]["valid_loss"].get<double>();
+  CHECK(std::abs(va - vb) <= 1e-5 * va);
+  const auto ma = remoe::load_safetensors((run_dir("ep_ref") / "ckpt/step_10/model.safetensors").string());
+  const auto mb = remoe::load_safetensors((run_dir("ep_two") / "ckpt/step_10/model.safetensors").string());
+  REQUIRE(ma.size() == mb.size());
+  for (const auto& [name, t] : ma) {
+    CAPTURE(name);
+    CHECK(remoe::test::compare_close(mb.at(name), t, 1e-5, 1e-4) == "");
+  }
+  const auto oa = remoe::load_safetensors((run_dir("ep_ref") / "ckpt/step_10/optimizer.safetensors").string());
+  const auto ob = remoe::load_safetensors((run_dir("ep_two") / "ckpt/step_10/optimizer.safetensors").string());
+  for (const auto& [name, t] : oa) {
+    CAPTURE(name);
+    if (t.dtype() == remoe::DType::i64) CHECK(ob.at(name).to_vector<int64_t>() == t.to_vector<int64_t>());  // step counts
+  }
+}
+
+TEST_CASE("remoe train --dist.expert_parallel that does not fit is refused before anything is written") {
+  const fs::path log = temp_root() / "ep_bad.log";
+  CHECK(run(remoe_binary().string() + train_args("ep_bad", 2) + " --dist.expert_parallel=2", log) == 2);
+  CHECK(read_file_bytes(log).find("dist.expert_parallel = 2 must divide the 1 processes") != std::string::npos);
+  CHECK_FALSE(fs::exists(run_dir("ep_bad") / "metrics.jsonl"));
+  CHECK(run(mpirun(2) + remoe_binary().string() + train_args("ep_bad", 2) + " --dist.expert_parallel=2 --moe.router=dense",
+            log) != 0);
+  CHECK(read_file_bytes(log).find("no experts to split") != std::string::npos);
 }
