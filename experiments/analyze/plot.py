@@ -118,10 +118,12 @@ def plot_domains(run, out):
     ax2.set_ylabel("active experts / token", fontsize=8)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=6, loc="lower left")
+    ax.set_ylim(0, 1.45 * max([run["max_entropy_bits"]] + run["mean_entropy_bits"]))
+    ax2.set_ylim(0, 1.45 * max(run["active_experts"] + [1e-9]))
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper left", ncol=2)
     for k in range(panels, rows * cols):
         axes[k // cols][k % cols].axis("off")
-    fig.suptitle(f"{run['run']} ({run['router']}, step {run['step']}): routing per domain on held-out text", fontsize=10)
+    fig.suptitle(f"{run['key']} ({run['router']}, step {run['step']}): routing per domain on held-out text", fontsize=10)
     fig.tight_layout()
     fig.savefig(out / run["png"], dpi=110)
     plt.close(fig)
@@ -139,7 +141,7 @@ def plot_allocation(run, out):
     ax.set_xlabel("count in the training shard (log)")
     ax.set_ylabel("mean active experts per token (over layers)")
     rho = run.get("spearman")
-    ax.set_title(f"{run['run']} ({run['router']}): Spearman ρ = " + ("–" if rho is None else f"{rho:.3f}") +
+    ax.set_title(f"{run['key']} ({run['router']}, step {run['step']}): Spearman ρ = " + ("–" if rho is None else f"{rho:.3f}") +
                  f", {run['tokens']} ids with ≥ {run['min_count']} held-out occurrences", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -28,6 +28,13 @@ std::vector<int64_t> cpu_i64(const Tensor& t) {
   return std::vector<int64_t>(p, p + c.numel());
 }
 
+// One token alone may decode to part of a UTF-8 character (byte-level pieces): invalid bytes become U+FFFD.
+std::string valid_utf8(const std::string& text) {
+  const nlohmann::json quoted =
+      nlohmann::json::parse(nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  return quoted.get<std::string>();
+}
+
 }  // namespace
 
 RoutingStats collect_routing(const fs::path& run_dir, int64_t max_tokens_per_domain, bool with_train_frequency) {
@@ -145,7 +152,7 @@ RoutingStats collect_routing(const fs::path& run_dir, int64_t max_tokens_per_dom
     st.token_text.resize(static_cast<size_t>(st.vocab));
     for (int64_t id = 0; id < st.vocab; ++id)
       if (st.token_occurrences[static_cast<size_t>(id)] > 0)
-        st.token_text[static_cast<size_t>(id)] = tokenizer->decode({static_cast<int32_t>(id)});
+        st.token_text[static_cast<size_t>(id)] = valid_utf8(tokenizer->decode({static_cast<int32_t>(id)}));
   }
   return st;
 }
