@@ -19,5 +19,6 @@ Command add_bench_command(CLI::App& app);
 Command add_sample_command(CLI::App& app);
 Command add_sweep_command(CLI::App& app);
 Command add_report_command(CLI::App& app);
+Command add_analyze_command(CLI::App& app);
 
 }  // namespace remoe::cli

@@ -7,6 +7,7 @@
 //   remoe sample generate text from a run's checkpoint
 //   remoe sweep  run a sweep file (one run per point and seed; skip, resume, budget, pack)
 //   remoe report tables and plots from run directories, sweep directories or packed archives
+//   remoe analyze the paper's analyses of runs: training stages, domain specialisation, expert allocation
 #include <iostream>
 #include <map>
 
@@ -44,6 +45,7 @@ int main(int argc, char** argv) {
   commands["sample"] = remoe::cli::add_sample_command(app);
   commands["sweep"] = remoe::cli::add_sweep_command(app);
   commands["report"] = remoe::cli::add_report_command(app);
+  commands["analyze"] = remoe::cli::add_analyze_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -51,6 +51,8 @@ void read_metrics(const fs::path& file, RunRecord& r) {
       r.train_loss.emplace_back(step, row.value("loss", 0.0));
       r.sparsity.emplace_back(step, row.value("sparsity", 0.0));
       r.lambda.emplace_back(step, row.value("lambda", 0.0));
+      r.lm_loss.emplace_back(step, row.value("lm_loss", 0.0));
+      r.router_term.emplace_back(step, row.value("aux_or_reg", 0.0));
     } else if (kind == "eval") {
       r.valid_curve.emplace_back(step, row.value("valid_loss", 0.0));
     }
@@ -102,6 +104,7 @@ RunRecord load_run(const fs::path& dir, const ordered_json& sweep_header, const 
   RunRecord r;
   r.name = dir.filename().string();
   r.label = r.name;
+  r.dir = dir;
   ordered_json point;
   if (fs::exists(dir / "sweep_point.json")) point = read_json(dir / "sweep_point.json");
   const ordered_json& header = sweep_header.is_null() ? point : sweep_header;

@@ -27,6 +27,8 @@ struct RunRecord {
   std::optional<double> valid_loss;                // the last evaluation, when finished
   double tokens_per_s = 0, final_sparsity = 0;
   Curve train_loss, valid_curve, sparsity, lambda;
+  Curve lm_loss, router_term;                      // "train" rows' lm_loss and aux_or_reg
+  std::filesystem::path dir;                       // the run directory it was read from
 };
 
 // Loads every run named by `inputs`: run directories, sweep directories (holding sweep.json and

@@ -1,0 +1,160 @@
+// The held-out routing pass of `remoe analyze` domains/allocation: a run's final model routes
+// held-out text and every (layer, token, expert) pair is counted per domain and per token id.
+#include <algorithm>
+#include <iostream>
+#include <span>
+
+#include <fmt/format.h>
+
+#include "autograd/node.h"
+#include "core/error.h"
+#include "experiments/analyze/analyze.h"
+#include "experiments/config/config.h"
+#include "experiments/data/dataset.h"
+#include "experiments/data/shard.h"
+#include "experiments/data/tokenizer.h"
+#include "experiments/train/checkpoint.h"
+#include "models/router_registry.h"
+#include "models/transformer.h"
+
+namespace remoe::experiments {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<int64_t> cpu_i64(const Tensor& t) {
+  const Tensor c = contiguous_data(t.device() == Device::cpu() ? t : t.to(Device::cpu()));
+  const int64_t* p = c.data<int64_t>();
+  return std::vector<int64_t>(p, p + c.numel());
+}
+
+// One token alone may decode to part of a UTF-8 character (byte-level pieces): invalid bytes become U+FFFD.
+std::string valid_utf8(const std::string& text) {
+  const nlohmann::json quoted =
+      nlohmann::json::parse(nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  return quoted.get<std::string>();
+}
+
+}  // namespace
+
+RoutingStats collect_routing(const fs::path& run_dir, int64_t max_tokens_per_domain, bool with_train_frequency) {
+  const std::string run = run_dir.string();
+  const fs::path config_file = run_dir / "config.toml";
+  REMOE_CHECK(fs::exists(config_file), "analyze: ", run, " is not a run directory (no config.toml)");
+  REMOE_CHECK(max_tokens_per_domain > 0, "analyze: --max-tokens must be > 0, got ", max_tokens_per_domain);
+  Config cfg;
+  cfg.apply_file(config_file);
+  cfg.finalize();
+  RoutingStats st;
+  st.run = run;
+  st.router = cfg.string("moe.router");
+  const RouterSpec& spec = router_spec(st.router);
+  REMOE_CHECK(spec.routes_tokens && spec.expert_parallel, "analyze: run ", run, " uses router \"", st.router,
+              "\", which does not dispatch tokens to experts; the domains and allocation analyses need a "
+              "token-dispatching MoE router (topk, relu, hash, expert_choice, sparsemixer)");
+  st.train_steps = cfg.integer("train.steps");
+  const CheckpointChoice choice = choose_checkpoint(run_dir / "ckpt", st.train_steps);
+  REMOE_CHECK(choice.chosen.has_value(), "analyze: run ", run, " has no complete checkpoint under ",
+              (run_dir / "ckpt").string(), " (the domains and allocation analyses route held-out text with the trained model)",
+              choice.skipped.empty() ? std::string() : " (" + choice.fallback_note() + ")");
+  st.checkpoint = choice.chosen->string();
+  st.checkpoint_note = choice.fallback_note();
+
+  const data::DatasetInfo dataset = data::load_dataset(cfg.string("data.dir"));
+  const data::Shard valid = data::open_dataset_shard(dataset, "valid");
+  Transformer model(cfg.model_config(dataset.vocab_size));
+  const TrainState state = load_checkpoint(*choice.chosen, model, nullptr);
+  model.eval();
+  st.step = state.step;
+  if (st.step != st.train_steps && st.checkpoint_note.empty())
+    st.checkpoint_note = fmt::format("the newest checkpoint is step {} of {} (the run did not finish)", st.step, st.train_steps);
+  st.layers = model.config().n_layers;
+  st.vocab = dataset.vocab_size;
+  st.domains = dataset.domains;
+  const size_t D = st.domains.size();
+  st.domain_tokens.assign(D, 0);
+  st.token_occurrences.assign(static_cast<size_t>(st.vocab), 0);
+  st.token_pairs.assign(static_cast<size_t>(st.vocab), 0);
+
+  // The documents: whole, in shard order, while the domain holds fewer than the cap.
+  std::vector<data::DocEntry> docs;
+  std::vector<int64_t> taken(D, 0);
+  for (uint64_t i = 0; i < valid.n_docs(); ++i) {
+    const data::DocEntry d = valid.doc(i);
+    REMOE_CHECK(d.domain < D, "analyze: document ", i, " of ", valid.path().string(), " has an unknown domain ", d.domain);
+    if (taken[d.domain] >= max_tokens_per_domain) continue;
+    taken[d.domain] += d.n_tokens;
+    docs.push_back(d);
+  }
+  REMOE_CHECK(!docs.empty(), "analyze: the held-out shard ", valid.path().string(), " holds no documents");
+  const data::DocEntry d0 = valid.doc(0);
+  const int64_t eod = valid.token(d0.start + d0.n_tokens - 1);
+  // The stream: EOD, then the documents; each position's domain (−1: the EOD in front, padding).
+  std::vector<int64_t> stream = {eod};
+  std::vector<int32_t> domain = {-1};
+  for (const data::DocEntry& d : docs) {
+    const size_t at = stream.size();
+    stream.resize(at + d.n_tokens);
+    valid.read(d.start, std::span<int64_t>(stream.data() + at, d.n_tokens));
+    domain.resize(at + d.n_tokens, static_cast<int32_t>(d.domain));
+  }
+  const int64_t L = cfg.integer("model.seq_len");
+  const int64_t B = cfg.integer("train.batch_size");
+  const auto n_windows = static_cast<int64_t>((stream.size() + static_cast<size_t>(L) - 1) / static_cast<size_t>(L));
+  stream.resize(static_cast<size_t>(n_windows * L), eod);
+  domain.resize(static_cast<size_t>(n_windows * L), -1);
+
+  const std::vector<Tensor> params = model.parameters();
+  const Device device = params.empty() ? Device::cpu() : params.front().device();
+  NoGradGuard no_grad;
+  for (int64_t w0 = 0; w0 < n_windows; w0 += B) {
+    const int64_t nb = std::min(B, n_windows - w0);
+    const auto first = static_cast<size_t>(w0 * L);
+    std::vector<int64_t> tokens(stream.begin() + static_cast<std::ptrdiff_t>(first),
+                                stream.begin() + static_cast<std::ptrdiff_t>(first + static_cast<size_t>(nb * L)));
+    Tensor input = from_vector(tokens, {nb, L});
+    if (device != Device::cpu()) input = input.to(device);
+    const ForwardOutput out = model.forward(input);
+    REMOE_CHECK(static_cast<int64_t>(out.layers.size()) == st.layers, "analyze: run ", run, ": the model returned routing for ",
+                out.layers.size(), " of ", st.layers, " layers");
+    if (st.pairs.empty()) {
+      st.experts = out.layers.front().experts;
+      st.pairs.assign(static_cast<size_t>(st.layers), std::vector<std::vector<int64_t>>(D, std::vector<int64_t>(static_cast<size_t>(st.experts), 0)));
+    }
+    for (size_t l = 0; l < out.layers.size(); ++l) {
+      const RouterOutput& ro = out.layers[l];
+      const std::vector<int64_t> tok = cpu_i64(ro.routing.token), exp = cpu_i64(ro.routing.expert);
+      for (size_t i = 0; i < tok.size(); ++i) {
+        const size_t pos = first + static_cast<size_t>(tok[i]);
+        const int32_t dom = domain[pos];
+        if (dom < 0) continue;
+        st.pairs[l][static_cast<size_t>(dom)][static_cast<size_t>(exp[i])] += 1;
+        st.token_pairs[static_cast<size_t>(stream[pos])] += 1;
+      }
+    }
+    for (size_t p = first; p < first + static_cast<size_t>(nb * L); ++p) {
+      if (domain[p] < 0) continue;
+      st.domain_tokens[static_cast<size_t>(domain[p])] += 1;
+      st.token_occurrences[static_cast<size_t>(stream[p])] += 1;
+    }
+  }
+
+  if (with_train_frequency) {
+    const data::Shard train = data::open_dataset_shard(dataset, "train");
+    st.train_frequency.assign(static_cast<size_t>(st.vocab), 0);
+    std::vector<int64_t> chunk(1 << 20);
+    for (uint64_t at = 0; at < train.n_tokens(); at += chunk.size()) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(chunk.size(), train.n_tokens() - at));
+      train.read(at, std::span<int64_t>(chunk.data(), n));
+      for (size_t i = 0; i < n; ++i) st.train_frequency[static_cast<size_t>(chunk[i])] += 1;
+    }
+    const std::unique_ptr<data::Tokenizer> tokenizer = data::load_tokenizer(dataset.dir / dataset.tokenizer);
+    st.token_text.resize(static_cast<size_t>(st.vocab));
+    for (int64_t id = 0; id < st.vocab; ++id)
+      if (st.token_occurrences[static_cast<size_t>(id)] > 0)
+        st.token_text[static_cast<size_t>(id)] = valid_utf8(tokenizer->decode({static_cast<int32_t>(id)}));
+  }
+  return st;
+}
+
+}  // namespace remoe::experiments
