@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Builds the multi-domain text corpus from Debian packages and npm tarballs (standard library
-only; see /work/shared/spec/corpus.md).
+only; see docs/data.md).
 
   build_corpus.py --preset demo|full --out DIR [--cache DIR] [--seed 1234] [--holdout 0.05]
                   [--code-cap-mb 200] [--upsample books=2,bio=2] [--force] [--check-packages]

@@ -1,4 +1,4 @@
-"""Which packages feed which domain, and the two presets (see /work/shared/spec/corpus.md).
+"""Which packages feed which domain, and the two presets (see docs/data.md).
 
 A Source is one named stream of documents: its `name` goes into every document's "source" field
 and into the holdout hash, so renaming a source reshuffles its split. `extract(cache)` fetches

@@ -1,5 +1,5 @@
 // The paper's published validation losses (ReMoE, ICLR 2025, after 30B tokens of The Pile;
-// restated in ../shared/spec/remoe.md §4), to set beside ours. These are the paper's numbers,
+// restated in docs/experiments.md), to set beside ours. These are the paper's numbers,
 // never ours: our runs are at a far smaller scale, so only orderings and trends compare.
 #pragma once
 #include <optional>

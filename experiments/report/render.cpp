@@ -161,7 +161,7 @@ std::string format_stat(const Stat& s) {
 
 std::string report_markdown(const ReportData& data, const std::vector<RunRecord>& runs) {
   std::string out = "# remoe report\n\nFinal held-out loss (all domains) of each point: mean ± sample std over the seeds that "
-                    "finished (n). The paper's numbers (validation loss after 30B tokens, ../shared/spec/remoe.md §4) are "
+                    "finished (n). The paper's numbers (validation loss after 30B tokens, docs/experiments.md) are "
                     "at 182M–978M parameters: compare orderings and trends, not values. ReMoE − TopK pairs runs of the "
                     "same seed (same data order); \"ReMoE < TopK\" counts the seeds where the paper's ordering held.\n";
   for (const std::string& sweep : sweeps_in_order(data)) {
