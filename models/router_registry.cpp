@@ -29,6 +29,12 @@ std::vector<std::string> router_names() {
   return names;
 }
 
+const RouterSpec* find_router_spec(const std::string& name) {
+  for (const RouterSpec& s : router_registry())
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
 const RouterSpec& router_spec(const std::string& name) {
   for (const RouterSpec& s : router_registry())
     if (s.name == name) return s;

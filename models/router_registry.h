@@ -25,6 +25,9 @@ struct RouterSpec {
   std::string name;
   std::string help;    // one line for --help-config and docs
   std::string source;  // paper and equation
+  std::string label;          // its name in tables and plots ("TopK", "ReMoE", ...)
+  std::string paper_column;   // the column of the paper's scaling tables it is set beside: "Dense", "MoE", "ReMoE" or ""
+  std::string compared_with;  // the router whose run of the same point and seed it is paired with (ReMoE − TopK), or ""
   RouterLoss loss = RouterLoss::none;
   bool adaptive_lambda = false;  // the ReMoE λ controller updates after every step
   bool token_local = true;       // a token's output depends only on it and its past (KV-cache decoding)
@@ -39,6 +42,8 @@ struct RouterSpec {
 const std::vector<RouterSpec>& router_registry();
 // The spec of `name`; an unknown name is an error that lists the registered names.
 const RouterSpec& router_spec(const std::string& name);
+// The spec of `name`, or nullptr (e.g. a run directory from another version).
+const RouterSpec* find_router_spec(const std::string& name);
 std::vector<std::string> router_names();
 
 // The status-line fragment of a router's loss term (mean router term of the log window, step sparsity, λ).

@@ -2,6 +2,8 @@
 
 #include <map>
 
+#include "models/router_registry.h"
+
 namespace remoe::experiments {
 
 namespace {
@@ -24,28 +26,32 @@ struct NRow {
 };
 constexpr NRow kScalingN[] = {{2.042, 1.936, 1.921}, {1.886, 1.796, 1.773}, {1.822, 1.730, 1.715}};
 
+// The paper's column a router is set beside (router registry), "" for none.
+std::string column_of(const std::string& router) {
+  const RouterSpec* spec = find_router_spec(router);
+  return spec ? spec->paper_column : "";
+}
+
 std::optional<double> pick(const std::map<int64_t, MoePair>& table, int64_t key, const std::string& router) {
   auto it = table.find(key);
   if (it == table.end()) return std::nullopt;
-  if (router == "topk") return it->second.moe;
-  if (router == "relu") return it->second.remoe;
+  if (column_of(router) == "MoE") return it->second.moe;
+  if (column_of(router) == "ReMoE") return it->second.remoe;
   return std::nullopt;
 }
 
 }  // namespace
 
 std::string paper_router_name(const std::string& router) {
-  if (router == "topk") return "MoE";
-  if (router == "relu") return "ReMoE";
-  if (router == "dense") return "Dense";
-  return router;
+  const std::string column = column_of(router);
+  return column.empty() ? router : column;
 }
 
 std::optional<double> paper_valid_loss(const RunRecord& run) {
   if (!run.compute_matched_to.empty()) return std::nullopt;
   if (run.experiment == "E" && run.topk == 1 && run.granularity == 1) return pick(kScalingE, run.num_experts, run.router);
   if (run.experiment == "G") {
-    if (run.router == "dense") {
+    if (column_of(run.router) == "Dense") {
       if (run.dense_multiplier == 1) return kDense182M;
       if (run.dense_multiplier == 8) return kDenseTimes8;
       return std::nullopt;
@@ -55,9 +61,10 @@ std::optional<double> paper_valid_loss(const RunRecord& run) {
   if (run.experiment == "N" && run.axis_index.count("N") && run.dense_multiplier == 1) {
     const int64_t i = run.axis_index.at("N");
     if (i < 0 || i >= 3) return std::nullopt;
-    if (run.router == "dense") return kScalingN[i].dense;
-    if (run.router == "topk") return kScalingN[i].moe;
-    if (run.router == "relu") return kScalingN[i].remoe;
+    const std::string column = column_of(run.router);
+    if (column == "Dense") return kScalingN[i].dense;
+    if (column == "MoE") return kScalingN[i].moe;
+    if (column == "ReMoE") return kScalingN[i].remoe;
   }
   if (run.experiment == "k" && run.topk == 1 && run.num_experts == 8 && run.granularity == 1)
     return pick(kScalingE, 8, run.router);

@@ -6,19 +6,16 @@
 #include <fmt/format.h>
 
 #include "experiments/report/paper.h"
+#include "models/router_registry.h"
 
 namespace remoe::experiments {
 using nlohmann::ordered_json;
 
 namespace {
 
-const std::vector<std::string> kRouterOrder = {"dense", "topk", "relu"};
-
 std::string router_title(const std::string& router) {
-  if (router == "topk") return "TopK";
-  if (router == "relu") return "ReMoE";
-  if (router == "dense") return "dense";
-  return router;
+  const RouterSpec* spec = find_router_spec(router);
+  return spec ? spec->label : router;
 }
 
 std::string optional_number(const std::optional<double>& v, int digits = 3) {
@@ -40,8 +37,11 @@ std::vector<std::string> rows_of(const ReportData& data, const std::string& swee
 }
 
 std::vector<std::string> routers_of(const ReportData& data, const std::string& sweep) {
-  std::vector<std::string> out;
-  for (const std::string& r : kRouterOrder)
+  // In the registry's order (dense, TopK, ReMoE, then the other methods); unregistered names last.
+  std::vector<std::string> order = router_names(), out;
+  for (const PointStat& p : data.points)
+    if (std::find(order.begin(), order.end(), p.router) == order.end()) order.push_back(p.router);
+  for (const std::string& r : order)
     for (const PointStat& p : data.points)
       if (p.sweep == sweep && p.router == r && std::find(out.begin(), out.end(), r) == out.end()) out.push_back(r);
   return out;

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "experiments/report/paper.h"
+#include "models/router_registry.h"
 
 namespace remoe::experiments {
 
@@ -99,10 +100,12 @@ PairStat make_pair(const PointStat& topk, const PointStat& relu, const std::stri
 ReportData summarize(const std::vector<RunRecord>& runs) {
   ReportData out;
   out.points = point_stats(runs);
+  // Pairs a router with the one its spec is compared with (ReMoE with TopK), point by point.
   for (const PointStat& relu : out.points) {
-    if (relu.router != "relu") continue;
+    const RouterSpec* spec = find_router_spec(relu.router);
+    if (!spec || spec->compared_with.empty()) continue;
     for (const PointStat& topk : out.points) {
-      if (topk.sweep != relu.sweep || topk.router != "topk") continue;
+      if (topk.sweep != relu.sweep || topk.router != spec->compared_with) continue;
       if (topk.compute_matched_to.empty() ? topk.row == relu.row && topk.row != topk.label
                                           : topk.compute_matched_to == relu.label)
         out.pairs.push_back(make_pair(topk, relu, topk.compute_matched_to.empty() ? topk.row : topk.label));

@@ -28,6 +28,7 @@
 #include "experiments/data/dataset.h"
 #include "experiments/train/throughput.h"
 #include "models/train_step.h"
+#include "models/router_registry.h"
 
 extern char** environ;
 
@@ -455,7 +456,10 @@ SweepOutcome run_sweep(const SweepOptions& options, std::ostream& out) {
 }
 
 double measure_step_ms(Config config, int64_t vocab_size, int64_t threads) {
-  if (config.string("moe.router") == "relu") config.set("moe.router", "topk");
+  // A router compared with another at equal active compute (ReMoE with TopK) is timed as that one:
+  // at its target sparsity it does the same work (its near-dense start is a few steps).
+  const std::string& compared_with = router_spec(config.string("moe.router")).compared_with;
+  if (!compared_with.empty()) config.set("moe.router", compared_with);
   config.finalize();
 #ifdef _OPENMP
   const int old_threads = omp_get_max_threads();

@@ -8,6 +8,8 @@ RouterSpec dense_router() {
   s.name = "dense";
   s.help = "dense SwiGLU FFN of width d_ffn·M (model.dense_multiplier); no experts";
   s.source = "LLaMA (Touvron et al. 2023); the paper's Dense and Dense×8 baselines";
+  s.label = "dense";
+  s.paper_column = "Dense";
   s.routes_tokens = false;
   s.config_keys = {"model.dense_multiplier"};
   s.expert_parallel = false;

@@ -21,6 +21,7 @@ RouterSpec expert_choice_router() {
   s.name = "expert_choice";
   s.help = "Expert Choice: each expert takes its top T·k/E tokens by softmax score (sees the whole batch: not causal)";
   s.source = "Zhou et al. 2022, Mixture-of-Experts with Expert Choice Routing (capacity factor 1)";
+  s.label = "Expert choice";
   s.token_local = false;
   s.make_ffn = [](const ModelConfig& c, Generator& gen) -> std::shared_ptr<FFN> {
     RouteFn route = [k = c.active()](const Tensor& logits, const RouteContext&) { return route_expert_choice(logits, k); };

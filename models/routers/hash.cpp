@@ -38,6 +38,7 @@ RouterSpec hash_router() {
   s.name = "hash";
   s.help = "Hash layer: expert = hash(token id) mod E (k consecutive for k > 1), gate 1, no router weights";
   s.source = "Roller et al. 2021, Hash Layers For Large Sparse Models";
+  s.label = "Hash";
   s.make_ffn = [](const ModelConfig& c, Generator& gen) -> std::shared_ptr<FFN> {
     RouteFn route = [E = c.experts(), k = c.active()](const Tensor&, const RouteContext& ctx) {
       return route_hash(ctx.token_ids, E, k, DType::f32);

@@ -78,6 +78,7 @@ RouterSpec lory_router() {
   s.name = "lory";
   s.help = "Lory: per-segment soft merging of the experts' weights, routed from the previous segment (causal)";
   s.source = "Zhong et al. 2024, Lory (arXiv 2405.03133), causal segment routing";
+  s.label = "Lory";
   s.token_local = false;
   s.config_keys = {"moe.lory_segment"};
   s.expert_parallel = false;

@@ -31,6 +31,9 @@ RouterSpec relu_router() {
   s.name = "relu";
   s.help = "ReMoE: ReLU router, L1 penalty with load balancing and adaptive λ (target sparsity 1 - k/E)";
   s.source = "Wang, Chen, Zhu, ICLR 2025 (ReMoE), the L1 penalty of Eq. 9-11";
+  s.label = "ReMoE";
+  s.paper_column = "ReMoE";
+  s.compared_with = "topk";
   s.loss = RouterLoss::regularizer;
   s.adaptive_lambda = true;
   s.config_keys = {"moe.load_balanced_l1", "moe.l1_sum_over_layers", "moe.l1_coeff_init", "moe.l1_coeff_multiplier"};

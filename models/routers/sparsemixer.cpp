@@ -93,6 +93,7 @@ RouterSpec sparsemixer_router() {
   s.name = "sparsemixer";
   s.help = "SparseMixer-v2 (GRIN): TopK with sampled experts and a midpoint-method router gradient, LB aux loss";
   s.source = "Liu et al. 2024, GRIN: GRadient-INformed MoE (arXiv 2409.12136), SparseMixer-v2";
+  s.label = "SparseMixer-v2";
   s.loss = RouterLoss::aux;
   s.config_keys = {"moe.aux_loss_coeff", "moe.sparsemixer_eps"};
   s.make_ffn = [](const ModelConfig& c, Generator& gen) -> std::shared_ptr<FFN> {

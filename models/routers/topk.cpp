@@ -34,6 +34,8 @@ RouterSpec topk_router() {
   s.name = "topk";
   s.help = "TopK+softmax MoE (dMoE): k experts per token, gates = softmax probabilities, LB aux loss";
   s.source = "Shazeer et al. 2017; Gale et al. 2023 (dMoE); the baseline of the ReMoE paper";
+  s.label = "TopK";
+  s.paper_column = "MoE";
   s.loss = RouterLoss::aux;
   s.config_keys = {"moe.aux_loss_coeff", "moe.topk_warmup_k", "moe.topk_warmup_steps", "moe.topk_renormalize"};
   s.make_ffn = [](const ModelConfig& c, Generator& gen) -> std::shared_ptr<FFN> {

@@ -62,7 +62,15 @@ TEST_CASE("the registry names every router once and rejects unknown names, listi
     CHECK(s.make_ffn);
     CHECK(s.active_experts);
     CHECK(s.adaptive_lambda == (s.loss == RouterLoss::regularizer));
+    CHECK(!s.label.empty());
+    CHECK((s.compared_with.empty() || find_router_spec(s.compared_with) != nullptr));
+    CHECK((s.paper_column.empty() || s.paper_column == "Dense" || s.paper_column == "MoE" || s.paper_column == "ReMoE"));
+    CHECK(find_router_spec(s.name) == &s);
   }
+  CHECK(find_router_spec("switch") == nullptr);
+  CHECK(router_spec("relu").compared_with == "topk");  // the report's ReMoE − TopK pairs
+  CHECK(!router_spec("dense").expert_parallel);
+  CHECK(!router_spec("lory").expert_parallel);
   CHECK_THROWS_WITH_ALL(router_spec("switch"), "moe.router", "'switch'", "dense, topk, relu, hash");
   CHECK(router_spec("relu").adaptive_lambda);
   CHECK(!router_spec("topk").adaptive_lambda);
