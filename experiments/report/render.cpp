@@ -100,8 +100,10 @@ std::string runs_table(const std::vector<RunRecord>& runs, const std::string& sw
   for (const RunRecord& r : runs) {
     if (r.sweep != sweep) continue;
     const int64_t step = r.train_loss.empty() ? 0 : r.train_loss.back().first;
+    const RouterSpec* spec = find_router_spec(r.router);
+    const bool routes = !spec || spec->routes_tokens;  // a dense FFN has no sparsity
     out += fmt::format("| {} | {} | {} | {}/{} | {} | {} | {} |\n", r.name, r.seed, r.end, step, r.steps,
-                       optional_number(r.valid_loss, 4), r.router == "dense" ? "–" : fmt::format("{:.3f}", r.final_sparsity),
+                       optional_number(r.valid_loss, 4), !routes ? "–" : fmt::format("{:.3f}", r.final_sparsity),
                        r.tokens_per_s > 0 ? fmt::format("{:.0f}", r.tokens_per_s) : "–");
   }
   return out;
