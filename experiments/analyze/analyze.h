@@ -49,12 +49,15 @@ RunModel load_run_model(const std::filesystem::path& run_dir, const std::string&
 
 // The held-out text the analyses route: one EOD, then whole documents in shard order while their
 // domain holds fewer than max_tokens_per_domain tokens, padded with EOD to whole windows of seq_len.
+// With cut_last_document, a domain's last document is cut so that it holds exactly the cap (or all
+// its held-out tokens, if fewer).
 struct HeldoutText {
   std::vector<int64_t> tokens;
   std::vector<int32_t> domain;  // per position; −1 for the EOD in front and the padding
   int64_t seq_len = 0, windows = 0;
 };
-HeldoutText heldout_text(const data::Shard& valid, size_t n_domains, int64_t max_tokens_per_domain, int64_t seq_len);
+HeldoutText heldout_text(const data::Shard& valid, size_t n_domains, int64_t max_tokens_per_domain, int64_t seq_len,
+                         bool cut_last_document = false);
 
 // Routes the windows through the model (eval mode, no gradients) `batch` windows at a time and
 // calls on_layer(layer, first, token, expert, experts) for every batch and MoE layer: the batch's

@@ -162,17 +162,19 @@ def plot_load_balance(run, out):
     ax.set_xlabel("expert")
     ax.set_ylabel("MoE layer")
     ax.set_yticks(range(layers))
+    ax.set_xticks(range(0, experts, 1 if experts <= 16 else experts // 8))
     ax.set_title(f"share of each layer's routed pairs (uniform = 1/{experts} = {1 / experts:.3f})", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax = axes[1]
     ax.barh(range(layers), run["sparsity"], color="tab:red")
-    ax.axvline(run["target_sparsity"], color="black", linestyle="--", linewidth=1,
-               label=f"target 1 − k/E = {run['target_sparsity']:.3f}")
+    for y, v in enumerate(run["sparsity"]):
+        ax.text(0.02, y, f"{v:.3f}", va="center", fontsize=8, color="white")
+    ax.axvline(run["target_sparsity"], color="black", linestyle="--", linewidth=1)
     ax.set_xlim(0, 1)
     ax.set_yticks(range(layers))
     ax.invert_yaxis()
     ax.set_xlabel("sparsity 1 − pairs / (T·E)")
-    ax.legend(fontsize=7, loc="lower left")
+    ax.set_title(f"sparsity per layer (dashed: target 1 − k/E = {run['target_sparsity']:.3f})", fontsize=9)
     ax = axes[2]
     mom = [v if v is not None else float("nan") for v in run["max_over_mean"]]
     cv = [v if v is not None else float("nan") for v in run["cv"]]
@@ -183,6 +185,7 @@ def plot_load_balance(run, out):
     ax.set_yticks(ys)
     ax.invert_yaxis()
     ax.set_xlabel("imbalance (balanced: max/mean 1, CV 0)")
+    ax.set_title("pairs per expert: max / mean and CV", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     fig.suptitle(f"{run['key']} ({run['router']}, step {run['step']}, {run['tokens']} held-out tokens): load per expert",
                  fontsize=10)
@@ -207,6 +210,7 @@ def plot_load_balance_all(data, out):
     axes[2].set_ylabel("sparsity")
     for ax in axes:
         ax.set_xlabel("MoE layer")
+        ax.set_xticks(range(max(r["layers"] for r in runs)))
         ax.legend(fontsize=7)
     fig.suptitle("load balance per layer (final checkpoints, held-out text)", fontsize=10)
     fig.tight_layout()
@@ -228,9 +232,11 @@ def plot_stability_all(data, out):
         axes[1].plot(p["to"], p["changed_fraction"], linestyle=ls, marker="o", markersize=3, label=name)
     axes[0].set_ylabel("flip rate Σ|M_i − M_{i−1}| / (L·T·E)")
     axes[1].set_ylabel("(layer, token) rows whose experts changed")
+    positive = all(v > 0 for r in runs for v in r["pairs"]["flip_rate"])
     for ax in axes:
         ax.set_xlabel("step of the later checkpoint")
-        ax.set_yscale("log")
+        if positive:  # a zero flip rate (identical routings) would vanish on a log scale
+            ax.set_yscale("log")
         ax.legend(fontsize=7)
     fig.suptitle(f"routing stability between consecutive checkpoints ({runs[0]['tokens']} held-out tokens per run)",
                  fontsize=10)

@@ -55,7 +55,8 @@ RunModel load_run_model(const fs::path& run_dir, const std::string& analyses) {
   return m;
 }
 
-HeldoutText heldout_text(const data::Shard& valid, size_t n_domains, int64_t max_tokens_per_domain, int64_t seq_len) {
+HeldoutText heldout_text(const data::Shard& valid, size_t n_domains, int64_t max_tokens_per_domain, int64_t seq_len,
+                         bool cut_last_document) {
   REMOE_CHECK(max_tokens_per_domain > 0, "analyze: held-out tokens per domain must be > 0, got ", max_tokens_per_domain);
   REMOE_CHECK(seq_len > 0, "analyze: seq_len must be > 0");
   // The documents: whole, in shard order, while the domain holds fewer than the cap.
@@ -65,8 +66,11 @@ HeldoutText heldout_text(const data::Shard& valid, size_t n_domains, int64_t max
     const data::DocEntry d = valid.doc(i);
     REMOE_CHECK(d.domain < n_domains, "analyze: document ", i, " of ", valid.path().string(), " has an unknown domain ", d.domain);
     if (taken[d.domain] >= max_tokens_per_domain) continue;
-    taken[d.domain] += d.n_tokens;
-    docs.push_back(d);
+    data::DocEntry kept = d;
+    if (cut_last_document) kept.n_tokens = static_cast<decltype(kept.n_tokens)>(
+        std::min<int64_t>(static_cast<int64_t>(d.n_tokens), max_tokens_per_domain - taken[d.domain]));
+    taken[d.domain] += static_cast<int64_t>(kept.n_tokens);
+    docs.push_back(kept);
   }
   REMOE_CHECK(!docs.empty(), "analyze: the held-out shard ", valid.path().string(), " holds no documents");
   const data::DocEntry d0 = valid.doc(0);

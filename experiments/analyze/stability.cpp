@@ -30,7 +30,8 @@ ordered_json analyze_stability(const fs::path& run_dir, const std::string& key, 
               "ckpt.interval and a large ckpt.keep, e.g. experiments/sweeps/stability.toml)");
 
   const data::Shard valid = data::open_dataset_shard(m.dataset, "valid");
-  const HeldoutText text = heldout_text(valid, m.dataset.domains.size(), tokens_per_domain, m.cfg.integer("model.seq_len"));
+  const HeldoutText text = heldout_text(valid, m.dataset.domains.size(), tokens_per_domain, m.cfg.integer("model.seq_len"),
+                                      /*cut_last_document=*/true);
   // Position → row of the masks (only real tokens: not the EOD in front or the padding).
   std::vector<int64_t> row(text.tokens.size(), -1);
   int64_t T = 0;
