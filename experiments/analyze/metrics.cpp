@@ -115,4 +115,66 @@ double spearman(const std::vector<double>& x, const std::vector<double>& y) {
   return sxy / std::sqrt(sxx * syy);
 }
 
+LoadImbalance load_imbalance(const std::vector<double>& counts) {
+  REMOE_CHECK(!counts.empty(), "load_imbalance: no experts");
+  double total = 0, high = counts.front(), low = counts.front();
+  for (double c : counts) {
+    REMOE_CHECK(c >= 0, "load_imbalance: negative count ", c);
+    total += c;
+    high = std::max(high, c);
+    low = std::min(low, c);
+  }
+  const double n = static_cast<double>(counts.size()), mean = total / n;
+  if (mean <= 0) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    return {nan, nan, nan};
+  }
+  double var = 0;
+  for (double c : counts) var += (c - mean) * (c - mean);
+  return {high / mean, low / mean, std::sqrt(var / n) / mean};
+}
+
+std::vector<uint8_t> routing_mask(const std::vector<int64_t>& token, const std::vector<int64_t>& expert, int64_t tokens,
+                                  int64_t experts) {
+  REMOE_CHECK(token.size() == expert.size(), "routing_mask: ", token.size(), " tokens vs ", expert.size(), " experts");
+  REMOE_CHECK(tokens >= 0 && experts >= 1, "routing_mask: bad shape [", tokens, ", ", experts, "]");
+  std::vector<uint8_t> mask(static_cast<size_t>(tokens * experts), 0);
+  for (size_t i = 0; i < token.size(); ++i) {
+    REMOE_CHECK(token[i] >= 0 && token[i] < tokens && expert[i] >= 0 && expert[i] < experts, "routing_mask: pair (",
+                token[i], ", ", expert[i], ") outside [", tokens, ", ", experts, "]");
+    mask[static_cast<size_t>(token[i] * experts + expert[i])] = 1;
+  }
+  return mask;
+}
+
+RoutingFlips routing_flips(const std::vector<std::vector<uint8_t>>& a, const std::vector<std::vector<uint8_t>>& b,
+                           int64_t experts) {
+  REMOE_CHECK(!a.empty() && a.size() == b.size(), "routing_flips: ", a.size(), " vs ", b.size(), " layers (need the same, at least one)");
+  REMOE_CHECK(experts >= 1, "routing_flips: experts must be >= 1");
+  const auto E = static_cast<size_t>(experts);
+  RoutingFlips r;
+  double flips = 0, entries = 0, changed = 0, rows = 0;
+  for (size_t l = 0; l < a.size(); ++l) {
+    REMOE_CHECK(a[l].size() == b[l].size() && a[l].size() % E == 0, "routing_flips: layer ", l, ": masks of ", a[l].size(),
+                " and ", b[l].size(), " entries (need the same, a multiple of ", experts, ")");
+    double layer = 0;
+    for (size_t t = 0; t < a[l].size(); t += E) {
+      bool differs = false;
+      for (size_t e = t; e < t + E; ++e)
+        if ((a[l][e] != 0) != (b[l][e] != 0)) {
+          layer += 1;
+          differs = true;
+        }
+      changed += differs ? 1 : 0;
+    }
+    flips += layer;
+    entries += static_cast<double>(a[l].size());
+    rows += static_cast<double>(a[l].size() / E);
+    r.layer_flip_rate.push_back(a[l].empty() ? 0.0 : layer / static_cast<double>(a[l].size()));
+  }
+  r.flip_rate = entries > 0 ? flips / entries : 0.0;
+  r.changed_fraction = rows > 0 ? changed / rows : 0.0;
+  return r;
+}
+
 }  // namespace remoe::experiments

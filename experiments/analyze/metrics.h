@@ -49,4 +49,29 @@ std::vector<double> average_ranks(const std::vector<double>& values);
 // side is constant.
 double spearman(const std::vector<double>& x, const std::vector<double>& y);
 
+// The load imbalance of one MoE layer from its per-expert pair counts c_e (pairs routed to each
+// expert): max_e c_e / mean_e c_e (1 balanced, E all on one expert), min_e c_e / mean_e c_e, and
+// the coefficient of variation std_e c_e / mean_e c_e with the population std over the E experts
+// (0 balanced, sqrt(E − 1) all on one expert). NaN fields when every count is zero; throws on an
+// empty vector or a negative count.
+struct LoadImbalance {
+  double max_over_mean = 0, min_over_mean = 0, cv = 0;
+};
+LoadImbalance load_imbalance(const std::vector<double>& counts);
+
+// The 0/1 routing mask of one layer, [tokens, experts] row-major, from its (token, expert) pairs.
+// Throws on a pair outside the shape.
+std::vector<uint8_t> routing_mask(const std::vector<int64_t>& token, const std::vector<int64_t>& expert, int64_t tokens,
+                                  int64_t experts);
+
+// How two routings of the same tokens differ, given per layer the 0/1 masks [T·E] of both.
+struct RoutingFlips {
+  double flip_rate = 0;                 // Σ_l Σ |a_l − b_l| / (L·T·E)
+  std::vector<double> layer_flip_rate;  // Σ |a_l − b_l| / (T·E) per layer
+  double changed_fraction = 0;          // of the L·T (layer, token) rows, those whose expert set differs
+};
+// Throws when the layer counts or a layer's mask sizes differ, or a size is not a multiple of experts.
+RoutingFlips routing_flips(const std::vector<std::vector<uint8_t>>& a, const std::vector<std::vector<uint8_t>>& b,
+                           int64_t experts);
+
 }  // namespace remoe::experiments

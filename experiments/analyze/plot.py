@@ -3,12 +3,17 @@
 which sees python3-matplotlib).
 
     /usr/bin/python3 experiments/analyze/plot.py OUT OUT/stages.json [OUT/domains.json] [OUT/allocation.json]
+        [OUT/load_balance.json] [OUT/stability.json]
 
 Per run it writes the file named by the run's "png" field: stages_<run>.png (sparsity with the
 target band and running mean, lambda on a log scale, LM loss and L_reg against steps, the stage
 boundaries marked), domains_<run>.png (one heat map per MoE layer of the fraction of each domain's
 routed pairs per expert, and the entropy / active experts per domain), allocation_<run>.png (mean
-active experts per token id against its train-shard count, with decile means). Every number drawn
+active experts per token id against its train-shard count, with decile means), load_balance_<run>.png
+(a layers x experts heat map of each expert's share of the layer's routed pairs, the per-layer
+sparsity against the target, max/mean and CV per layer) and load_balance.png (max/mean and CV per
+layer, every run), stability.png (flip rate and changed rows between consecutive checkpoints against
+the step, every run on one figure). Every number drawn
 is computed by remoe and stored in the JSON; this file only draws.
 """
 import json
@@ -149,7 +154,100 @@ def plot_allocation(run, out):
     plt.close(fig)
 
 
-DRAW = {"stages": plot_stages, "domains": plot_domains, "allocation": plot_allocation}
+def plot_load_balance(run, out):
+    layers, experts = run["layers"], run["experts"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8), gridspec_kw={"width_ratios": [2, 1, 1]})
+    ax = axes[0]
+    im = ax.imshow(run["load"], aspect="auto", cmap="viridis", vmin=0)
+    ax.set_xlabel("expert")
+    ax.set_ylabel("MoE layer")
+    ax.set_yticks(range(layers))
+    ax.set_xticks(range(0, experts, 1 if experts <= 16 else experts // 8))
+    ax.set_title(f"share of each layer's routed pairs (uniform = 1/{experts} = {1 / experts:.3f})", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax = axes[1]
+    ax.barh(range(layers), run["sparsity"], color="tab:red")
+    for y, v in enumerate(run["sparsity"]):
+        ax.text(0.02, y, f"{v:.3f}", va="center", fontsize=8, color="white")
+    ax.axvline(run["target_sparsity"], color="black", linestyle="--", linewidth=1)
+    ax.set_xlim(0, 1)
+    ax.set_yticks(range(layers))
+    ax.invert_yaxis()
+    ax.set_xlabel("sparsity 1 − pairs / (T·E)")
+    ax.set_title(f"sparsity per layer (dashed: target 1 − k/E = {run['target_sparsity']:.3f})", fontsize=9)
+    ax = axes[2]
+    mom = [v if v is not None else float("nan") for v in run["max_over_mean"]]
+    cv = [v if v is not None else float("nan") for v in run["cv"]]
+    ys = list(range(layers))
+    ax.barh([y - 0.2 for y in ys], mom, height=0.4, color="tab:blue", label="max / mean")
+    ax.barh([y + 0.2 for y in ys], cv, height=0.4, color="tab:orange", label="CV")
+    ax.axvline(1, color="tab:blue", linestyle=":", linewidth=1)
+    ax.set_yticks(ys)
+    ax.invert_yaxis()
+    ax.set_xlabel("imbalance (balanced: max/mean 1, CV 0)")
+    ax.set_title("pairs per expert: max / mean and CV", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{run['key']} ({run['router']}, step {run['step']}, {run['tokens']} held-out tokens): load per expert",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / run["png"], dpi=110)
+    plt.close(fig)
+
+
+def plot_load_balance_all(data, out):
+    runs = [r for r in data["runs"] if "png" in r]
+    if not runs:
+        return
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for r in runs:
+        xs = list(range(r["layers"]))
+        name = r.get("label", r["key"])
+        axes[0].plot(xs, [v if v is not None else float("nan") for v in r["max_over_mean"]], marker="o", label=name)
+        axes[1].plot(xs, [v if v is not None else float("nan") for v in r["cv"]], marker="o", label=name)
+        axes[2].plot(xs, r["sparsity"], marker="o", label=name)
+    axes[0].set_ylabel("max / mean pairs per expert")
+    axes[1].set_ylabel("CV of pairs per expert")
+    axes[2].set_ylabel("sparsity")
+    for ax in axes:
+        ax.set_xlabel("MoE layer")
+        ax.set_xticks(range(max(r["layers"] for r in runs)))
+        ax.legend(fontsize=7)
+    fig.suptitle("load balance per layer (final checkpoints, held-out text)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / data["png"], dpi=110)
+    plt.close(fig)
+
+
+def plot_stability_all(data, out):
+    runs = [r for r in data["runs"] if "error" not in r]
+    if not runs:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    styles = {"topk": "--", "relu": "-"}
+    for r in runs:
+        p = r["pairs"]
+        name = f"{r.get('label', r['key'])} ({r['router']}, E={r['experts']})"
+        ls = styles.get(r["router"], ":")
+        axes[0].plot(p["to"], p["flip_rate"], linestyle=ls, marker="o", markersize=3, label=name)
+        axes[1].plot(p["to"], p["changed_fraction"], linestyle=ls, marker="o", markersize=3, label=name)
+    axes[0].set_ylabel("flip rate Σ|M_i − M_{i−1}| / (L·T·E)")
+    axes[1].set_ylabel("(layer, token) rows whose experts changed")
+    positive = all(v > 0 for r in runs for v in r["pairs"]["flip_rate"])
+    for ax in axes:
+        ax.set_xlabel("step of the later checkpoint")
+        if positive:  # a zero flip rate (identical routings) would vanish on a log scale
+            ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"routing stability between consecutive checkpoints ({runs[0]['tokens']} held-out tokens per run)",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / data["png"], dpi=110)
+    plt.close(fig)
+
+
+DRAW = {"stages": plot_stages, "domains": plot_domains, "allocation": plot_allocation,
+        "load_balance": plot_load_balance, "stability": None}
+DRAW_ALL = {"load_balance": plot_load_balance_all, "stability": plot_stability_all}
 
 
 def main(argv):
@@ -159,11 +257,13 @@ def main(argv):
         draw = DRAW[data["analysis"]]
         band = data.get("options", {}).get("band")
         for run in data["runs"]:
-            if "png" not in run:  # not applicable, or an error: nothing to draw
+            if draw is None or "png" not in run:  # not applicable, or an error: nothing to draw
                 continue
             if band is not None:
                 run["band"] = band
             draw(run, out)
+        if data["analysis"] in DRAW_ALL:  # one figure comparing the runs
+            DRAW_ALL[data["analysis"]](data, out)
     return 0
 
 

@@ -1,8 +1,9 @@
-// `remoe analyze RUNS... --out DIR --analyses stages,domains,allocation`: the paper's analyses of
+// `remoe analyze RUNS... --out DIR --analyses stages,domains,allocation,load_balance,stability`: the paper's analyses of
 // trained runs (experiments/analyze/, docs/experiments.md "Analyses"). Writes <analysis>.json per
 // analysis, analysis.md, and the figures, which experiments/analyze/plot.py draws with matplotlib
 // (Debian's /usr/bin/python3). Runs are read as `remoe report` reads them (run directories, sweep
-// directories, packs); stages needs only metrics.jsonl, domains and allocation the final checkpoint.
+// directories, packs); stages needs only metrics.jsonl, domains, allocation and load_balance the final
+// checkpoint, stability every checkpoint.
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,13 +25,15 @@ using nlohmann::ordered_json;
 
 namespace {
 
-const std::vector<std::string> kAnalyses = {"stages", "domains", "allocation"};
+const std::vector<std::string> kAnalyses = {"stages", "domains", "allocation", "load_balance", "stability"};
+// The default: every analysis an ordinary run supports (stability needs a run that kept several checkpoints).
+const std::vector<std::string> kDefaultAnalyses = {"stages", "domains", "allocation", "load_balance"};
 
 struct AnalyzeArgs {
   std::vector<std::string> inputs;
   std::string out = "analysis", python = "/usr/bin/python3";
-  std::vector<std::string> analyses = kAnalyses;
-  int64_t max_tokens = 16384, min_count = 5;
+  std::vector<std::string> analyses = kDefaultAnalyses;
+  int64_t max_tokens = 16384, min_count = 5, stability_tokens = 2048;
   experiments::StageOptions stage;
   bool no_plots = false;
 };
@@ -67,7 +70,7 @@ int run_analyze(const AnalyzeArgs& a) {
   std::set<std::string> wanted;
   for (const std::string& name : a.analyses) {
     REMOE_CHECK(std::find(kAnalyses.begin(), kAnalyses.end(), name) != kAnalyses.end(), "analyze: unknown analysis \"",
-                name, "\" (known: stages, domains, allocation)");
+                name, "\" (known: stages, domains, allocation, load_balance, stability)");
     wanted.insert(name);
   }
   Scratch scratch;
@@ -95,25 +98,29 @@ int run_analyze(const AnalyzeArgs& a) {
     written.push_back("stages.json");
     markdown += experiments::stages_markdown(results, a.stage) + "\n";
   }
-  if (wanted.count("domains") || wanted.count("allocation")) {
-    std::vector<ordered_json> domains, allocation;
+  if (wanted.count("domains") || wanted.count("allocation") || wanted.count("load_balance")) {
+    std::vector<ordered_json> domains, allocation, load_balance;
     for (size_t i = 0; i < runs.size(); ++i) {
       try {
         const experiments::RoutingStats st =
             experiments::collect_routing(runs[i].dir, a.max_tokens, wanted.count("allocation") > 0);
         if (wanted.count("domains")) domains.push_back(experiments::analyze_domains(st, keys[i]));
         if (wanted.count("allocation")) allocation.push_back(experiments::analyze_allocation(st, keys[i], a.min_count));
+        if (wanted.count("load_balance"))
+          load_balance.push_back(experiments::analyze_load_balance(st, keys[i], runs[i].label.empty() ? keys[i] : runs[i].label));
       } catch (const remoe::Error& e) {
         errors.push_back(e.what());
         std::cerr << "remoe analyze: " << e.what() << "\n";
         const ordered_json err = {{"run", runs[i].dir.string()}, {"key", keys[i]}, {"error", e.what()}};
         if (wanted.count("domains")) domains.push_back(err);
         if (wanted.count("allocation")) allocation.push_back(err);
+        if (wanted.count("load_balance")) load_balance.push_back(err);
       }
     }
     auto dump = [&](const char* name, const std::vector<ordered_json>& results) {
       ordered_json j = {{"analysis", name}, {"max_tokens_per_domain", a.max_tokens}, {"runs", results}};
       if (std::string(name) == "allocation") j["min_count"] = a.min_count;
+      if (std::string(name) == "load_balance") j["png"] = "load_balance.png";  // all runs compared
       write_text(out / (std::string(name) + ".json"), j.dump(1) + "\n");
       written.push_back(std::string(name) + ".json");
     };
@@ -125,6 +132,27 @@ int run_analyze(const AnalyzeArgs& a) {
       dump("allocation", allocation);
       markdown += experiments::allocation_markdown(allocation) + "\n";
     }
+    if (wanted.count("load_balance")) {
+      dump("load_balance", load_balance);
+      markdown += experiments::load_balance_markdown(load_balance) + "\n";
+    }
+  }
+  if (wanted.count("stability")) {
+    std::vector<ordered_json> results;
+    for (size_t i = 0; i < runs.size(); ++i) {
+      try {
+        results.push_back(experiments::analyze_stability(runs[i].dir, keys[i], runs[i].label.empty() ? keys[i] : runs[i].label,
+                                                         a.stability_tokens));
+      } catch (const remoe::Error& e) {
+        errors.push_back(e.what());
+        std::cerr << "remoe analyze: " << e.what() << "\n";
+        results.push_back({{"run", runs[i].dir.string()}, {"key", keys[i]}, {"error", e.what()}});
+      }
+    }
+    ordered_json j = {{"analysis", "stability"}, {"tokens_per_domain", a.stability_tokens}, {"png", "stability.png"}, {"runs", results}};
+    write_text(out / "stability.json", j.dump(1) + "\n");
+    written.push_back("stability.json");
+    markdown += experiments::stability_markdown(results) + "\n";
   }
   write_text(out / "analysis.md", markdown);
   std::cout << markdown << "\nwrote " << (out / "analysis.md").string();
@@ -146,14 +174,18 @@ int run_analyze(const AnalyzeArgs& a) {
 }  // namespace
 
 Command add_analyze_command(CLI::App& app) {
-  CLI::App* sub = app.add_subcommand("analyze", "the paper's analyses of runs: training stages, domain specialisation, expert allocation");
+  CLI::App* sub = app.add_subcommand("analyze", "the paper's analyses of runs: training stages, domain specialisation, expert allocation, load balance, routing stability");
   auto a = std::make_shared<AnalyzeArgs>();
   sub->add_option("runs", a->inputs, "run directories, sweep directories (remoe sweep --runs) or .tar.gz packs")->required();
   sub->add_option("--out", a->out, "output directory (analysis.md, <analysis>.json, *.png)")->capture_default_str();
-  sub->add_option("--analyses", a->analyses, "which analyses: stages (metrics.jsonl only), domains, allocation (the final checkpoint)")
+  sub->add_option("--analyses", a->analyses, "which analyses: stages (metrics.jsonl only), domains, allocation, load_balance (the final checkpoint), stability (every checkpoint)")
       ->delimiter(',')
       ->capture_default_str();
-  sub->add_option("--max-tokens", a->max_tokens, "held-out tokens per domain routed for domains/allocation")
+  sub->add_option("--max-tokens", a->max_tokens, "held-out tokens per domain routed for domains/allocation/load_balance")
+      ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()))
+      ->capture_default_str();
+  sub->add_option("--stability-tokens", a->stability_tokens,
+                  "stability: held-out tokens per domain in the fixed batch every checkpoint routes")
       ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()))
       ->capture_default_str();
   sub->add_option("--min-count", a->min_count, "allocation: token ids with at least this many held-out occurrences")

@@ -296,13 +296,13 @@ std::vector<std::pair<int64_t, fs::path>> step_dirs(const fs::path& ckpt_root) {
   std::sort(found.begin(), found.end());
   return found;
 }
+}  // namespace
 
 std::vector<std::pair<int64_t, fs::path>> complete_checkpoints(const fs::path& ckpt_root) {
   auto found = step_dirs(ckpt_root);
   std::erase_if(found, [](const auto& s) { return verify_checkpoint(s.second).has_value(); });
   return found;
 }
-}  // namespace
 
 std::string CheckpointChoice::fallback_note() const {
   if (skipped.empty()) return "";

@@ -20,6 +20,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -59,6 +60,9 @@ struct CheckpointChoice {
 };
 CheckpointChoice choose_checkpoint(const std::filesystem::path& ckpt_root,
                                    int64_t max_step = std::numeric_limits<int64_t>::max());
+
+// Every complete, verified `step_<N>` under ckpt_root as (N, directory), oldest first.
+std::vector<std::pair<int64_t, std::filesystem::path>> complete_checkpoints(const std::filesystem::path& ckpt_root);
 
 // The newest complete, verified `step_<N>` under ckpt_root, if any.
 std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& ckpt_root);

@@ -118,6 +118,50 @@ TEST_CASE("analyze metrics: Spearman of known ranks, with ties") {
   CHECK(std::isnan(spearman({1}, {2})));
 }
 
+TEST_CASE("analyze metrics: load imbalance of a known routing") {
+  // 8 pairs over 4 experts as 6, 2, 0, 0: mean 2; population variance (16 + 0 + 4 + 4) / 4 = 6.
+  const LoadImbalance a = load_imbalance({6, 2, 0, 0});
+  CHECK(a.max_over_mean == doctest::Approx(3.0));
+  CHECK(a.min_over_mean == doctest::Approx(0.0));
+  CHECK(a.cv == doctest::Approx(std::sqrt(6.0) / 2.0));
+  const LoadImbalance balanced = load_imbalance({3, 3, 3});
+  CHECK(balanced.max_over_mean == doctest::Approx(1.0));
+  CHECK(balanced.min_over_mean == doctest::Approx(1.0));
+  CHECK(balanced.cv == doctest::Approx(0.0));
+  const LoadImbalance one = load_imbalance({8, 0, 0, 0});  // all on one expert: E and sqrt(E − 1)
+  CHECK(one.max_over_mean == doctest::Approx(4.0));
+  CHECK(one.cv == doctest::Approx(std::sqrt(3.0)));
+  CHECK(std::isnan(load_imbalance({0, 0}).cv));
+  CHECK_THROWS_AS(load_imbalance({}), remoe::Error);
+  CHECK_THROWS_AS(load_imbalance({1, -1}), remoe::Error);
+}
+
+TEST_CASE("analyze metrics: flip rate of two known masks") {
+  // T = 2 tokens, E = 3 experts, L = 2 layers.
+  // Layer 0: t0 → e0, t1 → e1, then t0 → e0, t1 → e2: 2 entries flip, 1 of 2 rows changes.
+  const auto a0 = routing_mask({0, 1}, {0, 1}, 2, 3), b0 = routing_mask({0, 1}, {0, 2}, 2, 3);
+  CHECK(a0 == std::vector<uint8_t>{1, 0, 0, 0, 1, 0});
+  CHECK(b0 == std::vector<uint8_t>{1, 0, 0, 0, 0, 1});
+  // Layer 1 (ReLU-like, variable experts per token): t0 → {e0, e1}, t1 → {}; then t0 → {e1}, t1 → {e2}:
+  // 2 entries flip (t0's e0, t1's e2), both rows change.
+  const auto a1 = routing_mask({0, 0}, {0, 1}, 2, 3), b1 = routing_mask({0, 1}, {1, 2}, 2, 3);
+  CHECK(a1 == std::vector<uint8_t>{1, 1, 0, 0, 0, 0});
+  const RoutingFlips f = routing_flips({a0, a1}, {b0, b1}, 3);
+  CHECK(f.flip_rate == doctest::Approx(4.0 / 12.0));  // Σ_l |M_i − M_{i−1}| / (L·T·E)
+  REQUIRE(f.layer_flip_rate.size() == 2);
+  CHECK(f.layer_flip_rate[0] == doctest::Approx(2.0 / 6.0));
+  CHECK(f.layer_flip_rate[1] == doctest::Approx(2.0 / 6.0));
+  CHECK(f.changed_fraction == doctest::Approx(3.0 / 4.0));
+  // The same routing: no flips; the opposite mask: every entry flips.
+  CHECK(routing_flips({a0, a1}, {a0, a1}, 3).flip_rate == 0.0);
+  std::vector<uint8_t> not_a0(a0.size());
+  for (size_t i = 0; i < a0.size(); ++i) not_a0[i] = a0[i] ? 0 : 1;
+  CHECK(routing_flips({a0}, {not_a0}, 3).flip_rate == doctest::Approx(1.0));
+  CHECK_THROWS_AS(routing_flips({a0}, {a0, a1}, 3), remoe::Error);
+  CHECK_THROWS_AS(routing_flips({a0}, {std::vector<uint8_t>(5, 0)}, 3), remoe::Error);
+  CHECK_THROWS_AS(routing_mask({2}, {0}, 2, 3), remoe::Error);
+}
+
 namespace {
 
 fs::path remoe_exe() { return fs::read_symlink("/proc/self/exe").parent_path().parent_path() / "experiments/remoe"; }
@@ -242,4 +286,100 @@ TEST_CASE("remoe analyze end to end: tiny ReMoE and TopK runs; a dense run and a
   auto [rc_bad, err_bad] = analyze_cli(bare.string() + " --analyses stagez --out " + (scratch / "bad").string(), scratch);
   CHECK(rc_bad != 0);
   CHECK(err_bad.find("unknown analysis") != std::string::npos);
+}
+
+TEST_CASE("remoe analyze stability and load_balance end to end; a run with one checkpoint gets the stability error") {
+  REQUIRE(fs::exists(remoe_exe()));
+  // Checkpoints every 5 of 20 steps, all kept: 4 per run.
+  experiments::RunOptions relu = test::tiny_run("st_relu", 20);
+  relu.config.apply_overrides({"--moe.router=relu", "--moe.l1_coeff_init=1e-3", "--ckpt.interval=5", "--ckpt.keep=10"});
+  const RunResult r1 = run_training(std::move(relu));
+  REQUIRE(r1.end == RunEnd::Finished);
+  experiments::RunOptions topk = test::tiny_run("st_topk", 20);
+  topk.config.apply_overrides({"--moe.router=topk", "--ckpt.interval=5", "--ckpt.keep=10"});
+  const RunResult r2 = run_training(std::move(topk));
+  REQUIRE(r2.end == RunEnd::Finished);
+  experiments::RunOptions one = test::tiny_run("st_one", 10);  // a checkpoint only at the end
+  one.config.apply_overrides({"--moe.router=topk", "--ckpt.interval=0"});
+  const RunResult r3 = run_training(std::move(one));
+  REQUIRE(r3.end == RunEnd::Finished);
+
+  const fs::path scratch = test::temp_root() / "analyze_stability";
+  fs::create_directories(scratch);
+  const fs::path out = scratch / "ok";
+  auto [rc, err] = analyze_cli(r1.dir.string() + " " + r2.dir.string() + " --analyses stability,load_balance --out " +
+                                   out.string() + " --max-tokens 256 --stability-tokens 128",
+                               scratch);
+  INFO(err);
+  REQUIRE(rc == 0);
+  for (const char* f : {"analysis.md", "stability.json", "load_balance.json", "stability.png", "load_balance.png",
+                        "load_balance_st_relu.png", "load_balance_st_topk.png"}) {
+    INFO(f);
+    CHECK(fs::exists(out / f));
+    if (fs::exists(out / f)) CHECK(fs::file_size(out / f) > 100);
+  }
+
+  const nlohmann::json st = json_file(out / "stability.json");
+  REQUIRE(st["runs"].size() == 2);
+  for (const nlohmann::json& r : st["runs"]) {
+    REQUIRE_FALSE(r.contains("error"));
+    CHECK(r["checkpoints"] == nlohmann::json({5, 10, 15, 20}));
+    CHECK(r["experts"] == 4);
+    CHECK(r["layers"] == 2);
+    CHECK(r["tokens"].get<int64_t>() >= 2 * 128);
+    REQUIRE(r["pairs"]["flip_rate"].size() == 3);
+    CHECK(r["pairs"]["from"] == nlohmann::json({5, 10, 15}));
+    CHECK(r["pairs"]["to"] == nlohmann::json({10, 15, 20}));
+    for (size_t i = 0; i < 3; ++i) {
+      const double flip = r["pairs"]["flip_rate"][i].get<double>(), changed = r["pairs"]["changed_fraction"][i].get<double>();
+      CHECK(flip >= 0.0);
+      CHECK(flip <= 1.0);
+      CHECK(changed >= flip);  // a changed row flips at most E of its E entries
+      CHECK(r["pairs"]["layer_flip_rate"][i].size() == 2);
+    }
+    CHECK(r["mean_flip_rate"].get<double>() >= 0.0);
+    CHECK_FALSE(r["late_mean_flip_rate"].is_null());
+  }
+  // TopK routes exactly k = 1 of E = 4 per token: density 1/4 at every checkpoint, and a changed row flips
+  // exactly 2 entries, so flip rate = changed · 2/E.
+  const nlohmann::json& tk = st["runs"][1];
+  CHECK(tk["router"] == "topk");
+  for (const auto& d : tk["density"]) CHECK(d.get<double>() == doctest::Approx(0.25));
+  for (size_t i = 0; i < 3; ++i)
+    CHECK(tk["pairs"]["flip_rate"][i].get<double>() == doctest::Approx(tk["pairs"]["changed_fraction"][i].get<double>() * 0.5));
+
+  const nlohmann::json lb = json_file(out / "load_balance.json");
+  REQUIRE(lb["runs"].size() == 2);
+  for (const nlohmann::json& r : lb["runs"]) {
+    REQUIRE_FALSE(r.contains("error"));
+    CHECK(r["step"] == 20);
+    REQUIRE(r["load"].size() == 2);
+    for (size_t l = 0; l < 2; ++l) {
+      double sum = 0;
+      for (const auto& v : r["load"][l]) sum += v.get<double>();
+      CHECK(sum == doctest::Approx(1.0));
+      CHECK(r["max_over_mean"][l].get<double>() >= 1.0);
+      CHECK(r["max_over_mean"][l].get<double>() <= 4.0 + 1e-9);
+      CHECK(r["cv"][l].get<double>() >= 0.0);
+      CHECK(r["cv"][l].get<double>() <= std::sqrt(3.0) + 1e-9);
+      CHECK(r["sparsity"][l].get<double>() >= 0.0);
+      CHECK(r["sparsity"][l].get<double>() <= 1.0);
+    }
+    CHECK(r["target_sparsity"].get<double>() == doctest::Approx(0.75));
+  }
+  for (const auto& v : lb["runs"][1]["sparsity"]) CHECK(v.get<double>() == doctest::Approx(0.75));  // TopK k = 1 of 4
+  const std::string md = read_file_bytes(out / "analysis.md");
+  CHECK(md.find("## Stability") != std::string::npos);
+  CHECK(md.find("## Load balance") != std::string::npos);
+
+  // One checkpoint: the stability error names the run; load_balance of the same run still works.
+  auto [rc_one, err_one] = analyze_cli(r3.dir.string() + " --analyses stability --no-plots --out " + (scratch / "one").string(), scratch);
+  CHECK(rc_one != 0);
+  CHECK(err_one.find(r3.dir.string()) != std::string::npos);
+  CHECK(err_one.find("needs at least 2") != std::string::npos);
+  auto [rc_lb, err_lb] = analyze_cli(r3.dir.string() + " --analyses load_balance --no-plots --max-tokens 128 --out " +
+                                         (scratch / "one_lb").string(),
+                                     scratch);
+  INFO(err_lb);
+  CHECK(rc_lb == 0);
 }

@@ -346,3 +346,42 @@ TEST_CASE("sweep: the budget stops the children cleanly; the next invocation fin
   CHECK(done.finished == 4);
   CHECK_FALSE(done.stopped);
 }
+
+TEST_CASE("the committed sweep files expand at both scales, and shared points have one config hash") {
+  const fs::path dir = fs::path(REMOE_SOURCE_DIR) / "experiments/sweeps";
+  std::map<std::string, std::map<std::string, std::string>> hash;  // file → run name → config hash (micro)
+  for (const char* name : {"scaling_e", "scaling_g", "scaling_k", "scaling_n", "sensitivity_alpha", "sensitivity_lambda0",
+                           "load_balance", "stability", "routers"}) {
+    INFO(name);
+    const SweepSpec spec = load_sweep(dir / (std::string(name) + ".toml"));
+    CHECK(spec.seeds == 3);
+    for (const char* scale : {"micro", "small"}) {
+      const std::vector<PlannedRun> runs = expand_sweep(spec, scale, spec.seeds);
+      CHECK_FALSE(runs.empty());
+      if (std::string(scale) == "micro")
+        for (const PlannedRun& r : runs) hash[name][r.name] = r.config_hash;
+    }
+  }
+  CHECK(hash["sensitivity_alpha"].size() == 15);
+  CHECK(hash["sensitivity_lambda0"].size() == 15);
+  CHECK(hash["load_balance"].size() == 12);
+  CHECK(hash["stability"].size() == 18);
+  CHECK(hash["routers"].size() == 33);
+  for (const char* seed : {"s1", "s2", "s3"}) {
+    const std::string s = seed;
+    const std::string topk = hash["scaling_e"]["E8-topk-" + s], relu = hash["scaling_e"]["E8-relu-" + s];
+    REQUIRE_FALSE(topk.empty());
+    REQUIRE_FALSE(relu.empty());
+    CHECK(hash["routers"]["topk-" + s] == topk);
+    CHECK(hash["load_balance"]["topk-" + s] == topk);
+    CHECK(hash["routers"]["relu-" + s] == relu);
+    CHECK(hash["load_balance"]["relu-" + s] == relu);
+    CHECK(hash["sensitivity_alpha"]["alpha1.2-relu-" + s] == relu);
+    CHECK(hash["sensitivity_lambda0"]["l0_1e-08-relu-" + s] == relu);
+    CHECK(hash["routers"]["dense-" + s] == hash["scaling_g"]["dense-" + s]);
+    CHECK(hash["routers"]["topk-no_aux-" + s] == hash["load_balance"]["topk-no_aux-" + s]);
+    CHECK(hash["routers"]["relu-plain_l1-" + s] == hash["load_balance"]["relu-plain_l1-" + s]);
+    // Every checkpoint kept: not the E sweep's runs.
+    CHECK(hash["stability"]["E8-topk-" + s] != topk);
+  }
+}
