@@ -141,3 +141,26 @@ TEST_CASE("expert parallel: a layout that does not fit, or a router without expe
   Trainer lory_trainer(lory, AdamWOptions{}, LrSchedule{1e-3, 1e-4, 0, 2});
   CHECK_THROWS_WITH_ALL(lory_trainer.set_expert_parallel(1), "router 'lory'", "no experts");
 }
+
+TEST_CASE("expert parallel: all_to_all_rows and the dispatch pass the finite-difference check in x and the gates") {
+  // Every rank runs the same gradcheck in lockstep (the same number of forward and backward calls,
+  // so the same number of routed pairs on every rank: token t ≥ 1 → expert (t + rank) mod (E − 1),
+  // token 0 nowhere, expert E − 1 unused), so the collectives line up. A rank's output depends on its own x and gates only; its experts'
+  // weights also feed other ranks' outputs, so they are checked against the group sums above instead.
+  const int64_t E = 4, d = 3, f = 4, T = 5;
+  for (int64_t P : group_sizes(E)) {
+    CAPTURE(P);
+    const ExpertParallel ep = make_expert_parallel(world_communicator(), P, E);
+    const uint64_t seed = 300 + static_cast<uint64_t>(world().rank());
+    const ExpertWeights experts = random_experts(E, d, f, 9);
+    std::vector<int64_t> token, expert;
+    for (int64_t t = 1; t < T; ++t) token.push_back(t), expert.push_back((t + world().rank()) % (E - 1));
+    const Routing routing{from_vector(token, {T - 1}), from_vector(expert, {T - 1}), rand_leaf({T - 1}, seed, 0.1, 1.0)};
+    const Tensor counts = counts_of(routing, E);
+    Tensor x = rand_leaf({T, d}, seed + 1);
+    auto layer = [&](const std::vector<Tensor>& in) {
+      return moe_dispatch_expert_parallel(in[0], Routing{routing.token, routing.expert, in[1]}, counts, experts, ep);
+    };
+    CHECK_GRADCHECK(layer, {x, routing.gate});
+  }
+}
