@@ -56,33 +56,99 @@ int64_t check_grouped_swiglu(const Tensor& x, const std::vector<int64_t>& group_
   return w;
 }
 
-// Runs fn(e) for every non-empty group e (rows [start[e], start[e + 1])). When there are at least
-// as many groups as threads and none holds more than a thread's share of the rows, the groups are
-// spread over the threads, largest first, each running its GEMMs single-threaded (a GEMM called
-// inside a parallel region does not split itself): for the small per-expert GEMMs of a MoE layer
-// this beats splitting every GEMM over the threads. Otherwise (one dominant expert, one thread),
-// the groups run one after the other with multi-threaded GEMMs.
+// Part `part` of `parts` near-equal slices of n items: [begin, end).
+struct Range {
+  int64_t begin, end;
+};
+Range part_of(int64_t n, int64_t part, int64_t parts) { return {n * part / parts, n * (part + 1) / parts}; }
+
+// Runs fn(e, part, parts) for every non-empty group e and part = 0..parts-1; each call does its
+// slice of group e's work (fn picks the dimension: token rows for x·W, weight rows for xᵀ·dH).
+// With several threads the calls are spread over them, largest first, each running its GEMMs
+// single-threaded (a GEMM called inside a parallel region does not split itself): for the small
+// per-expert GEMMs of a MoE layer this beats splitting every GEMM over the threads. A group with
+// more than a thread's share of all rows is cut into parts of about that share, so that one busy
+// expert (ReMoE's loads are uneven) does not leave the other threads idle.
 template <class F>
-void for_each_group(const std::vector<int64_t>& start, F fn) {
-  std::vector<int64_t> groups;
-  for (size_t e = 0; e + 1 < start.size(); ++e)
-    if (start[e + 1] > start[e]) groups.push_back(static_cast<int64_t>(e));
-  auto rows = [&start](int64_t e) { return start[e + 1] - start[e]; };
+void for_each_group_part(const std::vector<int64_t>& start, F fn) {
+  struct Task {
+    int64_t group, part, parts, rows;
+  };
   int threads = 1;
 #ifdef _OPENMP
   if (!omp_in_parallel()) threads = omp_get_max_threads();
 #endif
-  const int64_t total = start.back(), largest = groups.empty() ? 0 : rows(*std::max_element(
-      groups.begin(), groups.end(), [&](int64_t a, int64_t b) { return rows(a) < rows(b); }));
-  const bool spread = threads > 1 && static_cast<int64_t>(groups.size()) >= threads && largest * threads <= total;
-  if (!spread) {
-    for (int64_t e : groups) fn(e);
+  const int64_t total = start.back(), share = std::max<int64_t>(1, (total + threads - 1) / threads);
+  std::vector<Task> tasks;
+  for (size_t e = 0; e + 1 < start.size(); ++e) {
+    const int64_t rows = start[e + 1] - start[e];
+    if (rows == 0) continue;  // an expert with no rows does no work
+    const int64_t parts = threads > 1 ? (rows + share - 1) / share : 1;
+    for (int64_t p = 0; p < parts; ++p) tasks.push_back({static_cast<int64_t>(e), p, parts, rows / parts});
+  }
+  if (threads == 1 || static_cast<int64_t>(tasks.size()) < threads) {  // nothing to spread
+    for (const Task& t : tasks) fn(t.group, t.part, t.parts);
     return;
   }
-  std::stable_sort(groups.begin(), groups.end(), [&](int64_t a, int64_t b) { return rows(a) > rows(b); });
-  const int64_t n = static_cast<int64_t>(groups.size());
+  std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) { return a.rows > b.rows; });
+  const int64_t n = static_cast<int64_t>(tasks.size());
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t i = 0; i < n; ++i) fn(groups[i]);
+  for (int64_t i = 0; i < n; ++i) fn(tasks[i].group, tasks[i].part, tasks[i].parts);
+}
+
+// What the backward pass needs: the input, the forward's buffers, the detached weights, the groups.
+struct GroupedSwigluSaved {
+  Tensor x, hg, hu, a;
+  std::vector<Tensor> wg, wu, wd;
+  std::vector<int64_t> start;  // group e holds rows [start[e], start[e + 1])
+  int64_t N, d, w, E;
+  TensorOptions opt;
+
+  // Token rows of part `part` of `parts` of group e.
+  Tensor rows(const Tensor& t, int64_t e, int64_t part = 0, int64_t parts = 1) const {
+    const Range r = part_of(start[e + 1] - start[e], part, parts);
+    return slice(t, 0, start[e] + r.begin, start[e] + r.end);
+  }
+};
+
+// dA_e = dy_e·Wd_eᵀ and dWd_e = A_eᵀ·dy_e (split over Wd's rows); swiglu'; dx_e = dHg_e·Wg_eᵀ +
+// dHu_e·Wu_eᵀ and dW{g,u}_e = x_eᵀ·dH{g,u}_e (split over their rows, i.e. x's columns).
+std::vector<Tensor> grouped_swiglu_backward(const GroupedSwigluSaved& s, const Tensor& g_in, const std::vector<bool>& need) {
+  require_cpu("grouped_swiglu backward", g_in.device());
+  NoGradGuard no_grad;
+  const Tensor g = contiguous_data(g_in);
+  const int64_t E = s.E;
+  auto need_w = [&need, E](int which, int64_t e) { return need[1 + which * E + e]; };
+  // Output buffers are allocated before the (possibly parallel) group loops.
+  std::vector<Tensor> grads(1 + 3 * E);
+  for (int which : {0, 1, 2})
+    for (int64_t e = 0; e < E; ++e)
+      if (s.start[e + 1] > s.start[e] && need_w(which, e))
+        grads[1 + which * E + e] = empty(which == 2 ? Shape{s.w, s.d} : Shape{s.d, s.w}, s.opt);
+  Tensor da = empty({s.N, s.w}, s.opt);
+  for_each_group_part(s.start, [&](int64_t e, int64_t p, int64_t parts) {
+    cpu::matmul(s.rows(g, e, p, parts), transpose(s.wd[e], 0, 1), s.rows(da, e, p, parts));
+    if (!need_w(2, e)) return;
+    const Range r = part_of(s.w, p, parts);
+    cpu::matmul(transpose(slice(s.rows(s.a, e), 1, r.begin, r.end), 0, 1), s.rows(g, e),
+                slice(grads[1 + 2 * E + e], 0, r.begin, r.end));
+  });
+  Tensor dhg = empty({s.N, s.w}, s.opt), dhu = empty({s.N, s.w}, s.opt);
+  cpu::swiglu_backward(s.hg, s.hu, da, dhg, dhu);  // all experts' rows in one pass
+  Tensor dx = need[0] ? empty({s.N, s.d}, s.opt) : Tensor();
+  for_each_group_part(s.start, [&](int64_t e, int64_t p, int64_t parts) {
+    if (need[0]) {
+      cpu::matmul(s.rows(dhg, e, p, parts), transpose(s.wg[e], 0, 1), s.rows(dx, e, p, parts));
+      cpu::matmul(s.rows(dhu, e, p, parts), transpose(s.wu[e], 0, 1), s.rows(dx, e, p, parts), /*accumulate=*/true);
+    }
+    const Range r = part_of(s.d, p, parts);
+    for (int which : {0, 1})
+      if (need_w(which, e))
+        cpu::matmul(transpose(slice(s.rows(s.x, e), 1, r.begin, r.end), 0, 1), s.rows(which == 0 ? dhg : dhu, e),
+                    slice(grads[1 + which * E + e], 0, r.begin, r.end));
+  });
+  grads[0] = dx;
+  return grads;
 }
 
 }  // namespace
@@ -93,65 +159,36 @@ Tensor grouped_swiglu(const Tensor& x_in, const std::vector<int64_t>& group_rows
   require_cpu("grouped_swiglu", x_in.device());
   const int64_t N = x_in.size(0), d = x_in.size(1), E = static_cast<int64_t>(group_rows.size());
   const TensorOptions opt{x_in.dtype(), x_in.device()};
-  const Tensor x = contiguous_data(x_in).detach();
-  std::vector<int64_t> start(E + 1, 0);  // group e holds rows [start[e], start[e + 1])
-  for (int64_t e = 0; e < E; ++e) start[e + 1] = start[e] + group_rows[e];
-  auto rows_of = [&start](const Tensor& t, int64_t e) { return slice(t, 0, start[e], start[e + 1]); };
+  auto s = std::make_shared<GroupedSwigluSaved>();
+  s->x = contiguous_data(x_in).detach();
+  s->start.assign(E + 1, 0);
+  for (int64_t e = 0; e < E; ++e) s->start[e + 1] = s->start[e] + group_rows[e];
+  s->N = N, s->d = d, s->w = w, s->E = E, s->opt = opt;
+  for (int64_t e = 0; e < E; ++e) {  // detached weights for the backward pass
+    s->wg.push_back(w_gate[e].detach());
+    s->wu.push_back(w_up[e].detach());
+    s->wd.push_back(w_down[e].detach());
+  }
 
-  Tensor hg = empty({N, w}, opt), hu = empty({N, w}, opt), a = empty({N, w}, opt), y = empty({N, d}, opt);
+  s->hg = empty({N, w}, opt), s->hu = empty({N, w}, opt), s->a = empty({N, w}, opt);
+  Tensor y = empty({N, d}, opt);
   {
     NoGradGuard no_grad;  // the kernels write into blocks of the buffers; nothing is recorded
-    for_each_group(start, [&](int64_t e) {
-      cpu::matmul(rows_of(x, e), w_gate[e].detach(), rows_of(hg, e));
-      cpu::matmul(rows_of(x, e), w_up[e].detach(), rows_of(hu, e));
+    for_each_group_part(s->start, [&](int64_t e, int64_t p, int64_t parts) {
+      cpu::matmul(s->rows(s->x, e, p, parts), s->wg[e], s->rows(s->hg, e, p, parts));
+      cpu::matmul(s->rows(s->x, e, p, parts), s->wu[e], s->rows(s->hu, e, p, parts));
     });
-    cpu::binary(cpu::BinaryOp::swiglu, hg, hu, a);  // all experts' rows in one pass
-    for_each_group(start, [&](int64_t e) { cpu::matmul(rows_of(a, e), w_down[e].detach(), rows_of(y, e)); });
+    cpu::binary(cpu::BinaryOp::swiglu, s->hg, s->hu, s->a);  // all experts' rows in one pass
+    for_each_group_part(s->start, [&](int64_t e, int64_t p, int64_t parts) {
+      cpu::matmul(s->rows(s->a, e, p, parts), s->wd[e], s->rows(y, e, p, parts));
+    });
   }
 
   std::vector<Tensor> inputs{x_in};
   for (const auto* ws : {&w_gate, &w_up, &w_down}) inputs.insert(inputs.end(), ws->begin(), ws->end());
-  std::vector<Tensor> wg, wu, wd;  // detached weights for the backward pass
-  for (int64_t e = 0; e < E; ++e) {
-    wg.push_back(w_gate[e].detach());
-    wu.push_back(w_up[e].detach());
-    wd.push_back(w_down[e].detach());
-  }
-  return record("grouped_swiglu", y, inputs,
-                [x, hg, hu, a, wg, wu, wd, start, N, d, w, E, opt](const Tensor& g_in, const std::vector<bool>& need)
-                    -> std::vector<Tensor> {
-                  require_cpu("grouped_swiglu backward", g_in.device());
-                  NoGradGuard no_grad;
-                  const Tensor g = contiguous_data(g_in);
-                  auto rows_of = [&start](const Tensor& t, int64_t e) { return slice(t, 0, start[e], start[e + 1]); };
-                  auto need_w = [&need, E](int which, int64_t e) { return need[1 + which * E + e]; };
-                  // Output buffers are allocated before the (possibly parallel) group loops.
-                  std::vector<Tensor> grads(1 + 3 * E);
-                  for (int which : {0, 1, 2})
-                    for (int64_t e = 0; e < E; ++e)
-                      if (start[e + 1] > start[e] && need_w(which, e))
-                        grads[1 + which * E + e] = empty(which == 2 ? Shape{w, d} : Shape{d, w}, opt);
-                  Tensor da = empty({N, w}, opt);
-                  for_each_group(start, [&](int64_t e) {
-                    cpu::matmul(rows_of(g, e), transpose(wd[e], 0, 1), rows_of(da, e));
-                    if (need_w(2, e)) cpu::matmul(transpose(rows_of(a, e), 0, 1), rows_of(g, e), grads[1 + 2 * E + e]);
-                  });
-                  Tensor dhg = empty({N, w}, opt), dhu = empty({N, w}, opt);
-                  cpu::swiglu_backward(hg, hu, da, dhg, dhu);  // all experts' rows in one pass
-                  Tensor dx = need[0] ? empty({N, d}, opt) : Tensor();
-                  for_each_group(start, [&](int64_t e) {
-                    if (need[0]) {
-                      cpu::matmul(rows_of(dhg, e), transpose(wg[e], 0, 1), rows_of(dx, e));
-                      cpu::matmul(rows_of(dhu, e), transpose(wu[e], 0, 1), rows_of(dx, e), /*accumulate=*/true);
-                    }
-                    for (int which : {0, 1})
-                      if (need_w(which, e))
-                        cpu::matmul(transpose(rows_of(x, e), 0, 1), rows_of(which == 0 ? dhg : dhu, e),
-                                    grads[1 + which * E + e]);
-                  });
-                  grads[0] = dx;
-                  return grads;
-                });
+  return record("grouped_swiglu", y, inputs, [s](const Tensor& g, const std::vector<bool>& need) {
+    return grouped_swiglu_backward(*s, g, need);
+  });
 }
 
 namespace composed {

@@ -108,24 +108,34 @@ TEST_CASE("grouped_swiglu gradcheck (f64)") {
   }
 }
 
-TEST_CASE("grouped_swiglu: experts spread over threads or run one by one give the same result") {
-  // Balanced groups are spread over the threads (one expert per thread at a time); one dominant
-  // group, or one thread, runs them one after the other. Both must compute the same thing.
-  for (const std::vector<int64_t>& rows : {std::vector<int64_t>{6, 5, 7, 0, 6}, std::vector<int64_t>{30, 2, 1}}) {
-    Experts ex = make_experts(rows, 8, 12, 31);
-    Tensor y_many = grouped_swiglu(ex.x, rows, ex.gate, ex.up, ex.down);
-    std::vector<Tensor> g_many = grads_of(y_many, ex.all(), 5);
+TEST_CASE("grouped_swiglu: experts spread over threads, split into parts, or run one by one give the same result") {
+  // With several threads the groups are spread over them, and a group holding more than a thread's
+  // share of the rows is cut into parts (token rows for x·W, weight rows for the weight gradients);
+  // with one thread they run one after the other. All must compute the same thing. Odd d and w:
+  // the parts are uneven.
+  for (const std::vector<int64_t>& rows : {std::vector<int64_t>{6, 5, 7, 0, 6}, std::vector<int64_t>{30, 2, 1},
+                                           std::vector<int64_t>{0, 41}}) {
+    CAPTURE(rows.size());
+    Experts ex = make_experts(rows, 7, 11, 31);
 #ifdef _OPENMP
     const int before = omp_get_max_threads();
     omp_set_num_threads(1);
 #endif
     Tensor y_one = grouped_swiglu(ex.x, rows, ex.gate, ex.up, ex.down);
     std::vector<Tensor> g_one = grads_of(y_one, ex.all(), 5);
+    for (int threads : {2, 3, 4}) {
+      CAPTURE(threads);
+#ifdef _OPENMP
+      omp_set_num_threads(threads);
+#endif
+      Tensor y_many = grouped_swiglu(ex.x, rows, ex.gate, ex.up, ex.down);
+      std::vector<Tensor> g_many = grads_of(y_many, ex.all(), 5);
+      CHECK_CLOSE(y_many, y_one, 1e-13, 1e-12);
+      check_same_grads(g_many, g_one, 1e-12, 1e-11);
+    }
 #ifdef _OPENMP
     omp_set_num_threads(before);
 #endif
-    CHECK_CLOSE(y_many, y_one, 1e-13, 1e-12);
-    check_same_grads(g_many, g_one, 1e-12, 1e-11);
   }
 }
 
