@@ -9,7 +9,7 @@ SUDO       := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # regenerate the golden files (tests/golden/make_golden.py), not to build or test.
 APT_PACKAGES := cmake ninja-build g++ libeigen3-dev doctest-dev libcli11-dev nlohmann-json3-dev \
                 libtoml11-dev libfmt-dev libbenchmark-dev libsentencepiece-dev libicu-dev pkg-config \
-                libopenblas-openmp-dev python3-matplotlib libopenmpi-dev openmpi-bin
+                libopenblas-openmp-dev libdnnl-dev python3-matplotlib libopenmpi-dev openmpi-bin
 
 .PHONY: deps configure build test test-sanitize bench golden demo clean
 

@@ -6,6 +6,7 @@
 // heads, head dim); a linear layer's weight is [in, out] so that y = matmul(x, W).
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "autograd/node.h"
@@ -90,6 +91,16 @@ Tensor sum_to(const Tensor& x, const Shape& shape);
 // ---------------- matmul (ops/matmul.cpp) ----------------
 // a [..., M, K] @ b [..., K, N] -> [..., M, N]; the batch axes broadcast; 2-D @ 2-D is a GEMM.
 Tensor matmul(const Tensor& a, const Tensor& b);
+
+// What the GEMMs of f32 matmuls compute in, process-wide (PyTorch: set_float32_matmul_precision):
+// f32, or bf16 = both inputs rounded to bfloat16, products summed in f32 (oneDNN on CPUs with
+// AVX512-BF16; train.precision = bf16). Tensors, weights, optimizer state and every other op stay
+// f32 (the fused attention kernel included); f64 matmuls are never affected. Setting bf16 where
+// bf16_matmul_supported() is false is an error naming what is missing.
+enum class MatmulPrecision { f32, bf16 };
+void set_matmul_precision(MatmulPrecision precision);
+MatmulPrecision matmul_precision();
+bool bf16_matmul_supported(std::string* why = nullptr);
 
 // ---------------- shape and views (ops/shape.cpp) ----------------
 // Views share storage with their input where the layout allows (reshape of a non-contiguous

@@ -44,6 +44,8 @@ Command add_bench_command(CLI::App& app) {
   step->add_option("--init", o->init, "read the initial weights and the batch (written by --save-init)");
   step->add_option("--save-init", o->save_init, "write the initial weights and the batch (safetensors)");
   step->add_flag("--init-only", o->init_only, "stop after building (and saving) the initial model");
+  step->add_option("--precision", o->precision, "GEMMs in f32 or bf16 (default: the config's train.precision, else f32)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
   step->add_flag("--serve", o->serve, "one step per 'step' line on stdin, one JSON line each (compare.py)");
   step->add_option("--expert-parallel", o->expert_parallel, "under mpirun: experts split over groups of P ranks")
       ->capture_default_str()

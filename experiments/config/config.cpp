@@ -88,6 +88,7 @@ const std::vector<KeySpec>& config_schema() {
       integer("train.warmup_steps", -1, "linear warm-up steps; -1 = 1% of train.steps", -1),
       real("train.weight_decay", 0.01, "AdamW decoupled weight decay (2-D weights only)", 0.0),
       real("train.clip", 1.0, "global grad-norm clip; 0 = off", 0.0),
+      str("train.precision", "f32", "GEMM inputs: f32, or bf16 (rounded to bfloat16, f32 sums; oneDNN on AVX512-BF16 CPUs, else f32 with a message)", {"f32", "bf16"}),
       boolean("train.deterministic", true, "--resume refuses another thread count or mpirun process count (reductions split per thread / rank; same counts = same bytes)"),
       integer("log.interval", 10, "steps between status lines / metrics rows", 1),
       integer("eval.interval", 200, "steps between held-out evaluations; 0 = only at the end", 0),

@@ -736,6 +736,7 @@ void prepare_config(Config& cfg) {
     omp_set_num_threads(static_cast<int>(cfg.integer("system.threads")));
 #endif
   }
+  apply_matmul_precision(cfg.string("train.precision"));
   resolve_device(cfg.string("system.device"));  // an unusable device is an error before anything is written
 }
 

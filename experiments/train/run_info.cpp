@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
+#include <iostream>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -15,6 +16,7 @@
 
 #include "core/error.h"
 #include "ops/cpu/matmul.h"
+#include "ops/ops.h"
 
 namespace remoe::experiments {
 namespace {
@@ -57,6 +59,9 @@ nlohmann::ordered_json describe_host() {
                {"core", blas.core},
                {"OPENBLAS_CORETYPE", env_or_empty("OPENBLAS_CORETYPE")},
                {"OPENBLAS_L2_SIZE", env_or_empty("OPENBLAS_L2_SIZE")}};
+  std::string why;
+  j["bf16_gemm"] = bf16_matmul_supported(&why) ? "oneDNN" : why;
+  j["matmul_precision"] = matmul_precision() == MatmulPrecision::bf16 ? "bf16" : "f32";
   return j;
 }
 
@@ -66,6 +71,18 @@ std::string git_revision() {
   if (sha.empty()) return "unknown";
   if (!command_output("git -C '" + dir + "' status --porcelain --untracked-files=no 2>/dev/null").empty()) sha += "-dirty";
   return sha;
+}
+
+std::string apply_matmul_precision(const std::string& requested) {
+  REMOE_CHECK(requested == "f32" || requested == "bf16", "train.precision = '", requested, "': allowed values are f32, bf16");
+  std::string why;
+  if (requested == "bf16" && !bf16_matmul_supported(&why)) {
+    std::cerr << "remoe: train.precision = bf16, but " << why << ": the GEMMs run in f32\n";
+    set_matmul_precision(MatmulPrecision::f32);
+    return "f32";
+  }
+  set_matmul_precision(requested == "bf16" ? MatmulPrecision::bf16 : MatmulPrecision::f32);
+  return requested;
 }
 
 std::string resolve_device(const std::string& requested) {

@@ -10,6 +10,11 @@
 
 namespace remoe::experiments {
 
+// Sets the GEMM precision for train.precision = f32 | bf16 (ops.h: set_matmul_precision) and returns
+// the one in effect: bf16 where this build and CPU can (oneDNN, AVX512-BF16), else f32 with a
+// message on stderr saying why.
+std::string apply_matmul_precision(const std::string& requested);
+
 // "cpu" or "cuda" for system.device = auto | cpu | cuda; throws if cuda is asked for but unusable.
 std::string resolve_device(const std::string& requested);
 

@@ -224,6 +224,9 @@ nlohmann::json run_step_bench(const StepBenchOptions& o) {
   const double setup_s = std::chrono::duration<double>(Clock::now() - t_build).count();
   out["setup_s"] = setup_s;
   if (o.init_only) return out;
+  // After the setup (make_relu_sparse shapes the routing with f32 GEMMs): the timed steps' precision.
+  out["precision"] = apply_matmul_precision(
+      !o.precision.empty() ? o.precision : o.train_config ? o.train_config->string("train.precision") : "f32");
 
   remoe::AdamWOptions adamw;  // β (0.9, 0.999), eps 1e-8, weight decay 0.01 (docs/model.md)
   adamw.lr = o.lr;

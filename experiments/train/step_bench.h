@@ -27,6 +27,7 @@ struct StepBenchOptions {
   uint64_t seed = 1234;          // model and batch
   std::string init, save_init;   // read / write the initial weights and the batch (safetensors)
   bool init_only = false;        // stop after --save-init
+  std::string precision;          // GEMMs: f32 | bf16; "" = the config's train.precision (f32 for A and B)
   bool breakdown = false;        // time forward / loss / backward / clipping / AdamW separately
   bool serve = false;            // one step per "step" line on stdin, one JSON line each on stdout
   // Under mpirun: the batch is the global one, split over the ranks (data parallel), with each MoE

@@ -12,11 +12,14 @@
 #endif
 #include <Eigen/Core>
 #include <algorithm>
+#include <atomic>
 #include <limits>
 #include <type_traits>
 #include <vector>
 
 #include "core/strided.h"
+#include "ops/cpu/gemm_bf16.h"
+#include "ops/ops.h"
 
 #ifdef REMOE_WITH_OPENBLAS
 #include <cblas.h>
@@ -93,6 +96,10 @@ void eigen_gemm(const T* a, Layout la, const T* b, Layout lb, T* c, int64_t m, i
 
 template <class T>
 void gemm(const T* a, Layout la, const T* b, Layout lb, T* c, int64_t m, int64_t k, int64_t n, bool acc) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (matmul_precision() == MatmulPrecision::bf16)
+      return gemm_bf16(a, la.row_major, la.ld, b, lb.row_major, lb.ld, c, m, k, n, acc);
+  }
 #ifdef REMOE_WITH_OPENBLAS
   constexpr int64_t kMaxBlas = std::numeric_limits<blasint>::max();
   if (std::max({m, n, k, la.ld, lb.ld}) > kMaxBlas) return eigen_gemm(a, la, b, lb, c, m, k, n, acc);  // 32-bit ints
@@ -226,3 +233,20 @@ GemmLibrary gemm_library() {
 }
 
 }  // namespace remoe::cpu
+
+namespace remoe {
+namespace {
+std::atomic<MatmulPrecision> g_matmul_precision{MatmulPrecision::f32};
+}  // namespace
+
+void set_matmul_precision(MatmulPrecision p) {
+  std::string why;
+  REMOE_CHECK(p == MatmulPrecision::f32 || cpu::bf16_gemm_supported(&why), "set_matmul_precision(bf16): ", why);
+  g_matmul_precision.store(p);
+}
+
+MatmulPrecision matmul_precision() { return g_matmul_precision.load(std::memory_order_relaxed); }
+
+bool bf16_matmul_supported(std::string* why) { return cpu::bf16_gemm_supported(why); }
+
+}  // namespace remoe
