@@ -11,6 +11,10 @@ the median of torch/remoe over adjacent steps. Each process times its own step (
 backward, clipping, AdamW). Both run with OMP_NUM_THREADS=--threads. Before every row, the GEMM
 rate is measured (`remoe bench gemm`, same thread count): Eigen's own product, the issue's reference
 peak, and remoe::matmul's (OpenBLAS when remoe is built with it).
+With --precisions f32,bf16 every row runs once per precision: remoe with train.precision = bf16
+(GEMM inputs rounded to bf16, f32 accumulation, oneDNN), PyTorch with the forward and loss under
+torch.autocast("cpu", dtype=torch.bfloat16); both keep f32 weights and AdamW state. The OpenBLAS
+kernel choice is the environment's (OPENBLAS_CORETYPE, recorded in --out) and applies to both sides.
 It prints a markdown table and writes every raw number to --out (rewritten after each row, so an
 interrupted run keeps what it measured).
 
@@ -98,6 +102,8 @@ def main():
     ap.add_argument("--reuse-inits", action="store_true", help="keep initial-model files already in --workdir")
     ap.add_argument("--out", default="train_step_results.json")
     ap.add_argument("--torch-foreach", type=int, default=0, help="torch AdamW foreach (1) or loop (0)")
+    ap.add_argument("--precisions", default="f32", help="f32,bf16: each row once per precision (remoe "
+                    "train.precision; torch: autocast to bfloat16 on the CPU)")
     args = ap.parse_args()
 
     remoe = args.remoe or os.path.join(args.build, "experiments", "remoe")
@@ -113,6 +119,10 @@ def main():
             sys.exit(f"compare.py: --routers: '{r}' is not one of {ROUTERS}")
     if args.steps < 1 or args.warmup < 0 or args.rounds < 1:
         sys.exit("compare.py: need --steps >= 1, --warmup >= 0, --rounds >= 1")
+    precisions = args.precisions.split(",")
+    for pr in precisions:
+        if pr not in ("f32", "bf16"):
+            sys.exit(f"compare.py: --precisions: '{pr}' is not one of ['bf16', 'f32']")
     rows = [(c, r) for c in configs for r in routers]
     os.makedirs(args.workdir, exist_ok=True)
 
@@ -124,7 +134,8 @@ def main():
         print(f"warning: {OPENBLAS_OPENMP} missing (apt-get install libopenblas0-openmp): torch steps may be "
               "much slower than they should", file=sys.stderr)
 
-    results = dict(args=vars(args), platform=platform.platform(), nproc=os.cpu_count(), rows=[], gemm=[], inits={})
+    results = dict(args=vars(args), platform=platform.platform(), nproc=os.cpu_count(), rows=[], gemm=[], inits={},
+                   blas_env={k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")})
 
     def save():
         with open(args.out, "w") as f:
@@ -146,13 +157,13 @@ def main():
               file=sys.stderr)
 
     for rnd in range(args.rounds):
-        for c, r in rows:
+        for c, r, pr in [(c, r, pr) for c, r in rows for pr in precisions]:
             g = run_json([remoe, "bench", "gemm", "--n", str(args.gemm), "--reps", str(args.gemm_reps)], env)
             g.update(round=rnd, row=f"{c}/{r}", loadavg=load())
             results["gemm"].append(g)
 
             init = os.path.join(args.workdir, f"init_{c}_{r}.safetensors")
-            common = ["--config", c, "--router", r, "--init", init, "--lr", str(args.lr), "--serve"]
+            common = ["--config", c, "--router", r, "--init", init, "--lr", str(args.lr), "--serve", "--precision", pr]
             t0, la = time.time(), load()
             servers = {
                 "remoe": Server("remoe", bench + common, env),
@@ -165,7 +176,7 @@ def main():
                     steps[impl].append(servers[impl].step())
             finals = {impl: servers[impl].end() for impl in IMPLS}
             timed = {impl: steps[impl][args.warmup:] for impl in IMPLS}
-            row = dict(config=c, router=r, round=rnd, loadavg_start=la, loadavg_end=load(), wall_s=time.time() - t0,
+            row = dict(config=c, router=r, precision=pr, round=rnd, loadavg_start=la, loadavg_end=load(), wall_s=time.time() - t0,
                        remoe_ms=[s["ms"] for s in timed["remoe"]], torch_ms=[s["ms"] for s in timed["torch"]],
                        remoe_sparsity=[s["sparsity"] for s in timed["remoe"]],
                        torch_sparsity=[s["sparsity"] for s in timed["torch"]],
@@ -176,7 +187,7 @@ def main():
                        model_gflop_per_step=finals["remoe"]["model_gflop_per_step"])
             results["rows"].append(row)
             save()
-            print(f"round {rnd} {c}/{r}: remoe {statistics.median(row['remoe_ms']):.1f} ms, torch "
+            print(f"round {rnd} {c}/{r}/{pr}: remoe {statistics.median(row['remoe_ms']):.1f} ms, torch "
                   f"{statistics.median(row['torch_ms']):.1f} ms, GEMM Eigen {g['eigen']['median_gflops']:.1f} / "
                   f"{g['host']['blas']['library']} {g['matmul']['median_gflops']:.1f} GFLOP/s, "
                   f"load {la} -> {row['loadavg_end']}", file=sys.stderr)
@@ -187,11 +198,11 @@ def main():
     lib = results["gemm"][0]["host"]["blas"]["library"]
     lib_peak = statistics.median(g["matmul"]["median_gflops"] for g in results["gemm"])
     table = []
-    lines = ["| config | router | sparsity | remoe ms/step | torch ms/step | remoe tok/s | torch tok/s | "
+    lines = ["| config | router | precision | sparsity | remoe ms/step | torch ms/step | remoe tok/s | torch tok/s | "
              f"remoe/torch | median pair ratio | remoe GFLOP/s | % Eigen peak | % {lib} peak |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for c, r in rows:
-        mine = [x for x in results["rows"] if x["config"] == c and x["router"] == r]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c, r, pr in [(c, r, pr) for c, r in rows for pr in precisions]:
+        mine = [x for x in results["rows"] if x["config"] == c and x["router"] == r and x["precision"] == pr]
         ms = {impl: statistics.median([t for x in mine for t in x[impl + "_ms"]]) for impl in IMPLS}
         pair = statistics.median([b / a for x in mine for a, b in zip(x["remoe_ms"], x["torch_ms"])])
         sparsity = statistics.mean([s for x in mine for s in x["remoe_sparsity"]])
@@ -199,19 +210,19 @@ def main():
         tps = {impl: tokens / (v / 1e3) for impl, v in ms.items()}
         flops = statistics.median(x["model_gflop_per_step"] for x in mine) * 1e9
         gflops = flops / (ms["remoe"] / 1e3) * 1e-9
-        row = dict(config=c, router=r, sparsity=sparsity, remoe_ms=ms["remoe"], torch_ms=ms["torch"],
+        row = dict(config=c, router=r, precision=pr, sparsity=sparsity, remoe_ms=ms["remoe"], torch_ms=ms["torch"],
                    remoe_tokens_per_s=tps["remoe"], torch_tokens_per_s=tps["torch"],
                    ratio=tps["remoe"] / tps["torch"], median_pair_ratio=pair, model_gflop_per_step=flops * 1e-9,
                    remoe_gflops=gflops, pct_gemm_peak=100 * gflops / gemm_peak,
                    pct_matmul_peak=100 * gflops / lib_peak)
         table.append(row)
-        lines.append(f"| {c} | {r} | {sparsity:.3f} | {ms['remoe']:.1f} | {ms['torch']:.1f} | {tps['remoe']:.0f} | "
+        lines.append(f"| {c} | {r} | {pr} | {sparsity:.3f} | {ms['remoe']:.1f} | {ms['torch']:.1f} | {tps['remoe']:.0f} | "
                      f"{tps['torch']:.0f} | {row['ratio']:.2f}× | {pair:.2f}× | {gflops:.1f} | "
                      f"{row['pct_gemm_peak']:.0f}% | {row['pct_matmul_peak']:.0f}% |")
     lines.append("")
     lines.append(f"f32 GEMM {args.gemm}³ on {args.threads} threads, median over {len(results['gemm'])} measurements: "
                  f"Eigen {gemm_peak:.1f} GFLOP/s (best single product {gemm_best:.1f}), remoe::matmul ({lib}) "
-                 f"{lib_peak:.1f} GFLOP/s; the % peak columns use the medians. Pair ratio: torch ms / remoe ms of adjacent steps.")
+                 f"{lib_peak:.1f} GFLOP/s; the % peak columns use the medians (f32 peaks, also for bf16 rows). Pair ratio: torch ms / remoe ms of adjacent steps.")
     results["table"] = table
     results["gemm_peak_gflops"] = gemm_peak
     results["matmul_peak_gflops"] = lib_peak

@@ -173,6 +173,7 @@ def moe(x, P, p, c, ffn):
     if not blocks:
         return torch.zeros_like(x), term, 0
     y = torch.cat(blocks) * gate[order][:, None]
+    y = y.to(x.dtype)  # bf16 under autocast; the residual stream stays f32
     return torch.zeros_like(x).index_add(0, tok_sorted, y), term, sum(count_list)
 
 
@@ -208,6 +209,9 @@ def main():
     ap.add_argument("--init", help="weights and batch from remoe bench train-step --save-init")
     ap.add_argument("--serve", action="store_true", help="one step per 'step' line on stdin (compare.py)")
     ap.add_argument("--foreach", type=int, default=0, help="AdamW foreach implementation (1) or per-tensor loop (0)")
+    ap.add_argument("--precision", choices=["f32", "bf16"], default="f32",
+                    help="bf16: forward and loss under torch.autocast('cpu', bfloat16) (matmuls in bf16, "
+                         "f32 weights and optimizer), the counterpart of remoe's train.precision = bf16")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     c = CONFIGS[args.config]
@@ -246,8 +250,9 @@ def main():
         nonlocal lam
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        logits, terms, active = forward(P, tokens, c, ffn, tb)
-        loss = F.cross_entropy(logits, targets.reshape(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            logits, terms, active = forward(P, tokens, c, ffn, tb)
+            loss = F.cross_entropy(logits, targets.reshape(-1))  # autocast runs it in f32
         if ffn == "topk":
             loss = loss + sum(terms)
         elif ffn == "relu":
@@ -289,7 +294,8 @@ def main():
     print(json.dumps(dict(impl="torch", torch_version=torch.__version__, config=args.config, router=args.router,
                           threads=torch.get_num_threads(), batch=c["batch"], seq=c["seq"],
                           tokens_per_step=c["batch"] * c["seq"], num_parameters=sum(q.numel() for q in params),
-                          lr=args.lr, warmup=0 if args.serve else args.warmup, foreach=bool(args.foreach), blas=blas, setup_s=setup_s,
+                          lr=args.lr, warmup=0 if args.serve else args.warmup, foreach=bool(args.foreach),
+                          precision=args.precision, blas=blas, setup_s=setup_s,
                           step_ms=ms, median_ms=statistics.median(ms), sparsity=sparsity, loss=losses)))
 
 
