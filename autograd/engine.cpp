@@ -5,7 +5,6 @@
 #include <unordered_set>
 
 #include "autograd/node.h"
-#include "ops/ops.h"
 
 namespace remoe {
 namespace {
@@ -32,7 +31,33 @@ std::vector<std::shared_ptr<Node>> topo_order(const std::shared_ptr<Node>& root)
   return order;  // root last
 }
 
-Tensor accumulate(const Tensor& acc, const Tensor& g) { return acc.defined() ? add(acc, g) : g; }
+// For grad(): the nodes from which some wanted tensor can be reached (`order` has inputs before
+// their consumers). Only these run: the rest of the graph -- e.g. what produced the wanted tensors,
+// when grad() runs inside another backward (ops/composed_vjp.cpp) -- is neither run nor freed.
+std::unordered_set<Node*> nodes_leading_to(const std::vector<std::shared_ptr<Node>>& order,
+                                          const std::vector<Tensor>& wanted) {
+  std::unordered_set<Node*> leads;
+  for (const auto& node : order) {
+    for (const Tensor& in : node->inputs) {
+      bool hit = in.grad_fn() && leads.count(in.grad_fn().get());
+      for (const Tensor& w : wanted) hit = hit || in.same(w);
+      if (hit) {
+        leads.insert(node.get());
+        break;
+      }
+    }
+  }
+  return leads;
+}
+
+GradientSum g_gradient_sum = nullptr;  // set by the op layer (set_gradient_sum)
+
+Tensor accumulate(const Tensor& acc, const Tensor& g) {
+  if (!acc.defined()) return g;
+  REMOE_CHECK(g_gradient_sum != nullptr, "backward: two gradients reach one tensor, but no op layer has "
+              "registered the gradient sum (link remoe_ops: ops/elementwise.cpp registers add)");
+  return g_gradient_sum(acc, g);
+}
 
 // Core of backward() and grad(): returns the gradient reaching each tensor of `wanted`.
 std::vector<Tensor> backprop(const Tensor& root, const Tensor& seed, bool retain_graph, bool create_graph,
@@ -48,6 +73,9 @@ std::vector<Tensor> backprop(const Tensor& root, const Tensor& seed, bool retain
   REMOE_CHECK(g0.shape() == root.shape(), "backward: gradient shape ", shape_str(g0.shape()),
               " differs from output shape ", shape_str(root.shape()));
 
+  // As in PyTorch, a backward that records its own graph keeps the graph it ran through: the
+  // recorded gradients refer to its nodes (a second backward goes through them again).
+  retain_graph = retain_graph || create_graph;
   bool prev_mode = grad_enabled();
   set_grad_enabled(create_graph);
   std::vector<Tensor> result(wanted ? wanted->size() : 0);
@@ -67,8 +95,11 @@ std::vector<Tensor> backprop(const Tensor& root, const Tensor& seed, bool retain
       std::unordered_map<Node*, Tensor> grads;
       grads[root.grad_fn().get()] = g0;
       std::vector<std::shared_ptr<Node>> order = topo_order(root.grad_fn());
+      std::unordered_set<Node*> leads;
+      if (wanted) leads = nodes_leading_to(order, *wanted);
       for (auto it = order.rbegin(); it != order.rend(); ++it) {
         Node* node = it->get();
+        if (wanted && !leads.count(node)) continue;  // reaches no wanted tensor
         auto found = grads.find(node);
         if (found == grads.end()) continue;  // no gradient flows here
         Tensor gout = found->second;
@@ -109,6 +140,8 @@ std::vector<Tensor> backprop(const Tensor& root, const Tensor& seed, bool retain
 
 bool grad_enabled() { return g_grad_enabled; }
 void set_grad_enabled(bool on) { g_grad_enabled = on; }
+
+void set_gradient_sum(GradientSum sum) { g_gradient_sum = sum; }
 
 bool any_requires_grad(const std::vector<Tensor>& inputs) {
   if (!grad_enabled()) return false;

@@ -49,6 +49,12 @@ bool any_requires_grad(const std::vector<Tensor>& inputs);
 // Every differentiable op ends with `return record("op", out, {inputs...}, rule);`.
 Tensor record(const char* name, Tensor out, std::vector<Tensor> inputs, BackwardFn backward);
 
+// The one op the engine needs itself: the sum of two gradients that reach the same tensor. Autograd
+// sits below the op layer and links nothing of it (the build checks: tests/layers), so the op layer
+// hands its `add` in when it is linked (ops/elementwise.cpp). With create_graph the sum is recorded.
+using GradientSum = Tensor (*)(const Tensor& a, const Tensor& b);
+void set_gradient_sum(GradientSum sum);
+
 // Backpropagates `grad` (shape of root) through the graph of `root`, accumulating into the .grad
 // of every leaf that requires it. create_graph records the backward ops (for double backward).
 void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph, bool create_graph = false);

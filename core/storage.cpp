@@ -9,10 +9,6 @@
 
 #include "core/error.h"
 
-#ifdef REMOE_WITH_CUDA
-#include "cuda/allocator.h"
-#endif
-
 namespace remoe {
 namespace {
 
@@ -55,13 +51,12 @@ void register_allocator(DeviceType type, Allocator* allocator) {
   g_allocators[static_cast<int>(type)] = allocator;
 }
 
+// A device's allocator registers itself from its own library (cuda/allocator.cpp at static
+// initialisation), so that core links nothing above it.
 Allocator& allocator_for(Device device) {
-#ifdef REMOE_WITH_CUDA
-  if (device.is_cuda()) cuda::init();  // registers the caching allocator once (std::call_once)
-#endif
   Allocator* a = g_allocators[static_cast<int>(device.type)];
-  REMOE_CHECK(a != nullptr, "device ", device.str(),
-              " is not available: this build has no CUDA backend (configure with REMOE_CUDA=ON)");
+  REMOE_CHECK(a != nullptr, "device ", device.str(), " is not available: no allocator is registered for it (this "
+              "program was built without the CUDA backend: configure with REMOE_CUDA=ON and link remoe_cuda)");
   return *a;
 }
 

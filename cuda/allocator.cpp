@@ -173,4 +173,10 @@ void init() {
   std::call_once(once, [] { register_allocator(DeviceType::CUDA, &caching_allocator()); });
 }
 
+namespace {
+// Registered at static initialisation, so that a CUDA tensor works in any program that links this
+// library (whole-archive: see cuda/CMakeLists.txt) without core calling up into cuda/.
+[[maybe_unused]] const bool g_registered = (init(), true);
+}  // namespace
+
 }  // namespace remoe::cuda

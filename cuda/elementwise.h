@@ -1,5 +1,5 @@
-// CUDA kernels of the elementwise family, mirroring ops/cpu/elementwise.h (same enums, same
-// contracts): `out` is allocated by the caller with the broadcast shape; inputs may be strided or
+// CUDA kernels of the elementwise family, mirroring ops/cpu/elementwise.h (the enums of
+// ops/elementwise_kinds.h, the same contracts): `out` is allocated by the caller with the broadcast shape; inputs may be strided or
 // broadcast views (up to 8 axes after merging contiguous ones). All operands must live on one CUDA
 // device; the kernels are queued on that device's stream (cuda/stream.h) and return at once.
 //
@@ -9,13 +9,13 @@
 // backend's error.
 #pragma once
 #include "core/tensor.h"
-#include "ops/cpu/elementwise.h"
+#include "ops/elementwise_kinds.h"
 
 namespace remoe::cuda {
 
-using cpu::BinaryOp;
-using cpu::CompareOp;
-using cpu::UnaryOp;
+using remoe::BinaryOp;  // so that cuda::UnaryOp etc. name the shared kinds
+using remoe::CompareOp;
+using remoe::UnaryOp;
 
 void unary(UnaryOp op, const Tensor& x, double scalar, const Tensor& out);
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "ops/common.h"
+#include "ops/composed_vjp.h"
 #include "ops/cpu/attention.h"
 #include "ops/ops.h"
 
@@ -52,7 +53,11 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal)
   cpu::attention_forward(qd, kd, vd, causal, scale, out, lse);
   Tensor o = out.detach();
   return record(op, out, {q, k, v},
-                [qd, kd, vd, o, lse, causal, scale](const Tensor& g, const std::vector<bool>& need) -> std::vector<Tensor> {
+                [q, k, v, qd, kd, vd, o, lse, causal, scale](const Tensor& g, const std::vector<bool>& need) -> std::vector<Tensor> {
+                  if (grad_enabled())  // create_graph: a recorded gradient, through the composed formula
+                    return composed_vjp([causal](const std::vector<Tensor>& in) {
+                      return composed::attention(in[0], in[1], in[2], causal);
+                    }, {q, k, v}, g, need);
                   require_cpu("attention backward", g.device());
                   Tensor gc = contiguous_data(g);
                   Tensor dq, dk, dv;

@@ -2,6 +2,7 @@
 #pragma once
 #include <initializer_list>
 
+#include "autograd/node.h"
 #include "core/tensor.h"
 
 namespace remoe {
@@ -31,6 +32,15 @@ inline void check_floating(const char* op, const Tensor& t) {
 inline void check_integer(const char* op, const char* what, const Tensor& t) {
   REMOE_CHECK(t.dtype() == DType::i64 || t.dtype() == DType::i32, op, ": ", what,
               " must be an integer tensor (i64 or i32), got ", dtype_name(t.dtype()));
+}
+
+// A backward rule's saved output. It is captured detached (the output owns the node: a strong
+// capture would be a cycle), which is exact for the first derivative; when the backward itself is
+// recorded (create_graph) the rule recomputes it from the inputs instead, so that the gradient
+// depends on them and can be differentiated again.
+template <class Recompute>
+Tensor saved_output(const Tensor& detached, Recompute recompute) {
+  return grad_enabled() ? recompute() : detached;
 }
 
 // Kernels below are CPU kernels; the CUDA backend adds its branch at each dispatch point.

@@ -3,15 +3,12 @@
 #include <cmath>
 
 #include "ops/common.h"
+#include "ops/composed_vjp.h"
 #include "ops/cpu/elementwise.h"
 #include "ops/ops.h"
 
 namespace remoe {
 namespace {
-
-using cpu::BinaryOp;
-using cpu::CompareOp;
-using cpu::UnaryOp;
 
 Tensor unary_forward(const char* name, UnaryOp op, const Tensor& x, double scalar = 0) {
   Device dev = common_device(name, {x});
@@ -55,6 +52,16 @@ Tensor add(const Tensor& a, const Tensor& b) {
   });
 }
 
+namespace {
+// The backward engine sums the gradients that meet at a tensor with this add (autograd/node.h:
+// autograd is below the op layer and cannot call it itself). Registered when this file is linked:
+// every program that records a graph does, since the backward rules are written with add and mul.
+[[maybe_unused]] const bool g_gradient_sum_registered = [] {
+  set_gradient_sum(static_cast<Tensor (*)(const Tensor&, const Tensor&)>(&add));
+  return true;
+}();
+}  // namespace
+
 Tensor sub(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward("sub", BinaryOp::sub, a, b);
   Shape sa = a.shape(), sb = b.shape();
@@ -75,7 +82,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
   Tensor y = out.detach();
   return record("div", out, {a, b}, [a, b, y](const Tensor& g, const std::vector<bool>& need) -> std::vector<Tensor> {
     Tensor gb;
-    if (need[1]) gb = sum_to(neg(div(mul(g, y), b)), b.shape());  // d(a/b)/db = −(a/b)/b
+    if (need[1]) gb = sum_to(neg(div(mul(g, saved_output(y, [&] { return div(a, b); })), b)), b.shape());  // d(a/b)/db = −(a/b)/b
     return {need[0] ? sum_to(div(g, b), a.shape()) : Tensor(), gb};
   });
 }
@@ -86,7 +93,7 @@ Tensor pow(const Tensor& a, const Tensor& b) {
   return record("pow", out, {a, b}, [a, b, y](const Tensor& g, const std::vector<bool>& need) -> std::vector<Tensor> {
     Tensor ga, gb;
     if (need[0]) ga = sum_to(mul(g, mul(b, pow(a, sub(b, 1.0)))), a.shape());  // b·a^(b−1)
-    if (need[1]) gb = sum_to(mul(g, mul(y, log(a))), b.shape());               // a^b·ln a
+    if (need[1]) gb = sum_to(mul(g, mul(saved_output(y, [&] { return pow(a, b); }), log(a))), b.shape());               // a^b·ln a
     return {ga, gb};
   });
 }
@@ -95,7 +102,10 @@ Tensor swiglu(const Tensor& gate, const Tensor& up) {
   REMOE_CHECK(gate.shape() == up.shape(), "swiglu: gate shape ", shape_str(gate.shape()), " differs from up shape ",
               shape_str(up.shape()));
   Tensor out = binary_forward("swiglu", BinaryOp::swiglu, gate, up);
-  return record("swiglu", out, {gate, up}, [gate, up](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
+  return record("swiglu", out, {gate, up}, [gate, up](const Tensor& g, const std::vector<bool>& need) -> std::vector<Tensor> {
+    if (grad_enabled())  // create_graph: a recorded gradient, through the composed formula
+      return composed_vjp([](const std::vector<Tensor>& in) { return composed::swiglu(in[0], in[1]); }, {gate, up}, g,
+                          need);
     Tensor gc = contiguous_data(gate), uc = contiguous_data(up), grc = contiguous_data(g);
     require_cpu("swiglu backward", g.device());
     Tensor g_gate = empty_like(gc), g_up = empty_like(uc);
@@ -125,8 +135,8 @@ Tensor div(const Tensor& a, double s) {
 Tensor rdiv(double s, const Tensor& a) {
   Tensor out = unary_forward("rdiv", UnaryOp::rdiv_scalar, a, s);
   Tensor y = out.detach();
-  return record("rdiv_scalar", out, {a}, [a, y](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
-    return {neg(div(mul(g, y), a))};  // d(s/a)/da = −(s/a)/a
+  return record("rdiv_scalar", out, {a}, [a, y, s](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
+    return {neg(div(mul(g, saved_output(y, [&] { return rdiv(s, a); })), a))};  // d(s/a)/da = −(s/a)/a
   });
 }
 Tensor pow(const Tensor& a, double e) {
@@ -144,7 +154,9 @@ Tensor neg(const Tensor& a) {
 Tensor exp(const Tensor& a) {
   Tensor out = unary_forward("exp", UnaryOp::exp, a);
   Tensor y = out.detach();
-  return record("exp", out, {a}, [y](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> { return {mul(g, y)}; });
+  return record("exp", out, {a}, [a, y](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
+    return {mul(g, saved_output(y, [&] { return exp(a); }))};
+  });
 }
 Tensor log(const Tensor& a) {
   return record("log", unary_forward("log", UnaryOp::log, a), {a},
@@ -153,29 +165,30 @@ Tensor log(const Tensor& a) {
 Tensor sqrt(const Tensor& a) {
   Tensor out = unary_forward("sqrt", UnaryOp::sqrt, a);
   Tensor y = out.detach();
-  return record("sqrt", out, {a}, [y](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
-    return {div(mul(g, 0.5), y)};
+  return record("sqrt", out, {a}, [a, y](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
+    return {div(mul(g, 0.5), saved_output(y, [&] { return sqrt(a); }))};
   });
 }
 Tensor rsqrt(const Tensor& a) {
   Tensor out = unary_forward("rsqrt", UnaryOp::rsqrt, a);
   Tensor y = out.detach();
-  return record("rsqrt", out, {a}, [y](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
-    return {mul(g, mul(pow(y, 3.0), -0.5))};  // d a^(−1/2) = −½ a^(−3/2)
+  return record("rsqrt", out, {a}, [a, y](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
+    return {mul(g, mul(pow(saved_output(y, [&] { return rsqrt(a); }), 3.0), -0.5))};  // d a^(−1/2) = −½ a^(−3/2)
   });
 }
 Tensor tanh(const Tensor& a) {
   Tensor out = unary_forward("tanh", UnaryOp::tanh, a);
   Tensor y = out.detach();
-  return record("tanh", out, {a}, [y](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
-    return {mul(g, rsub(1.0, square(y)))};
+  return record("tanh", out, {a}, [a, y](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
+    return {mul(g, rsub(1.0, square(saved_output(y, [&] { return tanh(a); }))))};
   });
 }
 Tensor sigmoid(const Tensor& a) {
   Tensor out = unary_forward("sigmoid", UnaryOp::sigmoid, a);
   Tensor y = out.detach();
-  return record("sigmoid", out, {a}, [y](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
-    return {mul(g, mul(y, rsub(1.0, y)))};
+  return record("sigmoid", out, {a}, [a, y](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
+    Tensor s = saved_output(y, [&] { return sigmoid(a); });
+    return {mul(g, mul(s, rsub(1.0, s)))};
   });
 }
 Tensor silu(const Tensor& a) {

@@ -19,6 +19,7 @@
 #endif
 
 #include "ops/common.h"
+#include "ops/composed_vjp.h"
 #include "ops/cpu/elementwise.h"
 #include "ops/cpu/matmul.h"
 #include "ops/ops.h"
@@ -178,7 +179,7 @@ Tensor grouped_swiglu(const Tensor& x_in, const std::vector<int64_t>& group_rows
       cpu::matmul(s->rows(s->x, e, p, parts), s->wg[e], s->rows(s->hg, e, p, parts));
       cpu::matmul(s->rows(s->x, e, p, parts), s->wu[e], s->rows(s->hu, e, p, parts));
     });
-    cpu::binary(cpu::BinaryOp::swiglu, s->hg, s->hu, s->a);  // all experts' rows in one pass
+    cpu::binary(BinaryOp::swiglu, s->hg, s->hu, s->a);  // all experts' rows in one pass
     for_each_group_part(s->start, [&](int64_t e, int64_t p, int64_t parts) {
       cpu::matmul(s->rows(s->a, e, p, parts), s->wd[e], s->rows(y, e, p, parts));
     });
@@ -186,7 +187,13 @@ Tensor grouped_swiglu(const Tensor& x_in, const std::vector<int64_t>& group_rows
 
   std::vector<Tensor> inputs{x_in};
   for (const auto* ws : {&w_gate, &w_up, &w_down}) inputs.insert(inputs.end(), ws->begin(), ws->end());
-  return record("grouped_swiglu", y, inputs, [s](const Tensor& g, const std::vector<bool>& need) {
+  return record("grouped_swiglu", y, inputs, [s, inputs, group_rows](const Tensor& g, const std::vector<bool>& need) {
+    if (grad_enabled())  // create_graph: a recorded gradient, through the composed formula
+      return composed_vjp([group_rows](const std::vector<Tensor>& in) {
+        const auto E = static_cast<std::ptrdiff_t>(group_rows.size());
+        auto part = [&](std::ptrdiff_t i) { return std::vector<Tensor>(in.begin() + 1 + i * E, in.begin() + 1 + (i + 1) * E); };
+        return composed::grouped_swiglu(in[0], group_rows, part(0), part(1), part(2));
+      }, inputs, g, need);
     return grouped_swiglu_backward(*s, g, need);
   });
 }

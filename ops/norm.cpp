@@ -2,6 +2,7 @@
 // row and saves the per-row rstd for its fused backward; composed::rms_norm is the same formula
 // written with basic ops (the test oracle).
 #include "ops/common.h"
+#include "ops/composed_vjp.h"
 #include "ops/cpu/norm.h"
 #include "ops/ops.h"
 
@@ -30,9 +31,11 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
   Tensor out = empty(x.shape(), {x.dtype(), x.device()});
   Tensor rstd = empty({x.numel() / D}, {x.dtype(), x.device()});
   cpu::rms_norm_forward(xc, wc, eps, out, rstd);
-  return record(op, out, {x, weight}, [xc, wc, rstd](const Tensor& g, const std::vector<bool>& need) -> std::vector<Tensor> {
-    // Fused backward (not itself differentiable, like swiglu's): one pass per row for gx, and
-    // per-thread partial sums for gw.
+  return record(op, out, {x, weight}, [x, weight, eps, xc, wc, rstd](const Tensor& g, const std::vector<bool>& need) -> std::vector<Tensor> {
+    if (grad_enabled())  // create_graph: a recorded gradient, through the composed formula
+      return composed_vjp([eps](const std::vector<Tensor>& in) { return composed::rms_norm(in[0], in[1], eps); },
+                          {x, weight}, g, need);
+    // Fused backward: one pass per row for gx, and per-thread partial sums for gw.
     require_cpu("rms_norm backward", g.device());
     Tensor gc = contiguous_data(g);
     Tensor gx = need[0] ? empty_like(xc) : Tensor();

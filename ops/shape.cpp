@@ -116,6 +116,24 @@ Tensor transpose(const Tensor& x, int64_t d0, int64_t d1) {
   return permute(x, dims);
 }
 
+namespace {
+
+// The adjoint of slice: g written into the window (axis d, from s, every step-th entry) of a zero
+// tensor of in_shape. Recorded, with the slice as its own adjoint, so that a gradient that passed
+// through a slice can be differentiated again (create_graph).
+Tensor slice_adjoint(const Tensor& g, const Shape& in_shape, int64_t d, int64_t s, int64_t step) {
+  Tensor gx = zeros(in_shape, {g.dtype(), g.device()});
+  Shape window_strides = gx.strides();
+  window_strides[d] *= step;
+  copy_(make_view(gx, g.shape(), window_strides, s * gx.strides()[d]), g);
+  const int64_t end = s + g.shape()[d] * step;
+  return record("slice_adjoint", gx, {g}, [d, s, end, step](const Tensor& gg, const Needs&) -> Grads {
+    return {slice(gg, d, s, end, step)};
+  });
+}
+
+}  // namespace
+
 Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step) {
   int64_t d = normalize_dim(dim, x.dim(), "slice");
   REMOE_CHECK(step > 0, "slice: step must be positive, got ", step);
@@ -128,12 +146,7 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t s
   Tensor out = make_view(x, sh, st, x.offset() + s * x.strides()[d]);
   Shape in_shape = x.shape();
   return record("slice", out, {x}, [in_shape, d, s, step](const Tensor& g, const Needs&) -> Grads {
-    // The gradient of a slice is g written into the same window of a zero tensor.
-    Tensor gx = zeros(in_shape, {g.dtype(), g.device()});
-    Tensor window = make_view(gx, g.shape(), [&] { Shape t = gx.strides(); t[d] *= step; return t; }(),
-                              s * gx.strides()[d]);
-    copy_(window, g);
-    return {gx};
+    return {slice_adjoint(g, in_shape, d, s, step)};
   });
 }
 

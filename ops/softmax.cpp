@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "ops/common.h"
+#include "ops/composed_vjp.h"
 #include "ops/cpu/softmax.h"
 #include "ops/ops.h"
 
@@ -59,8 +60,9 @@ Tensor softmax(const Tensor& x, int64_t dim) {
   const int64_t d = normalize_dim(dim, x.dim(), "softmax");
   Tensor out = softmax_forward("softmax", x, d, false);
   Tensor y = out.detach();
-  return record("softmax", out, {x}, [y, d](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
-    return {mul(y, sub(g, sum(mul(g, y), {d}, true)))};  // dx = y·(g − Σ g·y)
+  return record("softmax", out, {x}, [x, y, d](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
+    Tensor s = saved_output(y, [&] { return softmax(x, d); });
+    return {mul(s, sub(g, sum(mul(g, s), {d}, true)))};  // dx = y·(g − Σ g·y)
   });
 }
 
@@ -72,8 +74,9 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
   const int64_t d = normalize_dim(dim, x.dim(), "log_softmax");
   Tensor out = softmax_forward("log_softmax", x, d, true);
   Tensor y = out.detach();
-  return record("log_softmax", out, {x}, [y, d](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
-    return {sub(g, mul(exp(y), sum(g, {d}, true)))};  // dx = g − softmax·Σ g, softmax = exp(y)
+  return record("log_softmax", out, {x}, [x, y, d](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
+    Tensor ls = saved_output(y, [&] { return log_softmax(x, d); });
+    return {sub(g, mul(exp(ls), sum(g, {d}, true)))};  // dx = g − softmax·Σ g, softmax = exp(y)
   });
 }
 
@@ -88,7 +91,11 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
   int64_t count = 0;
   double total = cpu::cross_entropy_forward(x, t, ignore_index, stats, &count);
   Tensor out = scalar_tensor(count > 0 ? total / static_cast<double>(count) : 0.0, {x.dtype(), dev});
-  return record(op, out, {logits}, [x, t, stats, ignore_index, count](const Tensor& g, const std::vector<bool>&) -> std::vector<Tensor> {
+  return record(op, out, {logits}, [logits, targets, x, t, stats, ignore_index, count](const Tensor& g, const std::vector<bool>& need) -> std::vector<Tensor> {
+    if (grad_enabled())  // create_graph: a recorded gradient, through the composed formula
+      return composed_vjp([targets, ignore_index](const std::vector<Tensor>& in) {
+        return composed::cross_entropy(in[0], targets, ignore_index);
+      }, {logits}, g, need);
     require_cpu("cross_entropy backward", g.device());
     Tensor gx = empty(x.shape(), {x.dtype(), x.device()});
     // d mean / d logits[i] = (softmax_i − onehot_i) / count for each non-ignored row i.

@@ -12,7 +12,7 @@
 #include <sstream>
 #include <string>
 
-#include "autograd/gradcheck.h"
+#include "ops/gradcheck.h"
 #include "core/random.h"
 #include "ops/ops.h"
 

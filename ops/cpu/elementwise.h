@@ -2,15 +2,9 @@
 // (contiguous); inputs may be strided or broadcast views.
 #pragma once
 #include "core/tensor.h"
+#include "ops/elementwise_kinds.h"
 
 namespace remoe::cpu {
-
-enum class UnaryOp {
-  neg, exp, log, sqrt, rsqrt, tanh, sigmoid, silu, relu, abs, square,
-  add_scalar, mul_scalar, rsub_scalar, rdiv_scalar, pow_scalar,
-};
-enum class BinaryOp { add, sub, mul, div, pow, swiglu };
-enum class CompareOp { eq, ne, lt, le, gt, ge };
 
 void unary(UnaryOp op, const Tensor& x, double scalar, const Tensor& out);
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);

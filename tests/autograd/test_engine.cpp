@@ -52,6 +52,18 @@ TEST_CASE("grad() returns gradients without touching .grad, and supports double 
   CHECK(gg[0].item() == doctest::Approx(6 * 1.5));
 }
 
+TEST_CASE("grad() runs only the nodes that reach the wanted tensors") {
+  // y = exp(h), h = 2x: grad(y, {h}) must neither run nor free h's own node, so that a backward
+  // from h still works afterwards (a grad() nested in another backward relies on it).
+  Tensor x = from_vector<double>({0.5, -1.0}, {2}).set_requires_grad();
+  Tensor h = mul(x, 2.0);
+  std::vector<Tensor> gh = grad(sum(exp(h)), {h});  // retain_graph = false
+  CHECK(gh[0].to_vector<double>()[0] == doctest::Approx(std::exp(1.0)));
+  CHECK(!x.grad().defined());  // nothing reached the leaf
+  sum(h).backward();           // h's node is intact
+  CHECK(x.grad().to_vector<double>()[1] == doctest::Approx(2.0));
+}
+
 TEST_CASE("gradcheck catches a wrong backward rule") {
   // A deliberately broken op: forward x², backward claims 3x.
   auto broken = [](const std::vector<Tensor>& in) {

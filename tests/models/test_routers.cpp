@@ -5,7 +5,7 @@
 #include <cmath>
 #include <set>
 
-#include "autograd/gradcheck.h"
+#include "ops/gradcheck.h"
 #include "core/random.h"
 #include "models/router_registry.h"
 #include "models/train_step.h"
