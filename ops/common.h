@@ -43,7 +43,7 @@ Tensor saved_output(const Tensor& detached, Recompute recompute) {
   return grad_enabled() ? recompute() : detached;
 }
 
-// Kernels below are CPU kernels; the CUDA backend adds its branch at each dispatch point.
+// The ops not yet behind a device seam (ops/kernel_table.h; elementwise is) run CPU kernels only.
 inline void require_cpu(const char* op, Device d) {
   REMOE_CHECK(d.is_cpu(), op, ": no kernel for device ", d.str(), " in this build");
 }

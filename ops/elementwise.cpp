@@ -1,38 +1,50 @@
-// Elementwise ops: forward through ops/cpu/elementwise, backward rules written with public ops.
-// Broadcasting in the forward pass is undone in the backward pass by sum_to.
+// Elementwise ops: forward through the family's device seam (ops/elementwise_kernels.h: the CPU
+// kernels of ops/cpu/elementwise, the CUDA ones where cuda/ is built), backward rules written with
+// public ops. Broadcasting in the forward pass is undone in the backward pass by sum_to.
 #include <cmath>
 
 #include "ops/common.h"
 #include "ops/composed_vjp.h"
 #include "ops/cpu/elementwise.h"
+#include "ops/elementwise_kernels.h"
 #include "ops/ops.h"
 
 namespace remoe {
+
+KernelTable<ElementwiseKernels>& elementwise_kernels() {
+  static KernelTable<ElementwiseKernels> table = [] {
+    KernelTable<ElementwiseKernels> t("elementwise");
+    t.set(DeviceType::CPU, {cpu::unary, cpu::binary, cpu::compare, cpu::where, cpu::swiglu_backward});
+    return t;
+  }();
+  return table;
+}
+
 namespace {
 
 Tensor unary_forward(const char* name, UnaryOp op, const Tensor& x, double scalar = 0) {
   Device dev = common_device(name, {x});
-  require_cpu(name, dev);
+  const ElementwiseKernels& k = elementwise_kernels().get(name, dev);
   Tensor out = empty(x.shape(), {x.dtype(), dev});
-  cpu::unary(op, x, scalar, out);
+  k.unary(op, x, scalar, out);
   return out;
 }
 
 Tensor binary_forward(const char* name, BinaryOp op, const Tensor& a, const Tensor& b) {
   Device dev = common_device(name, {a, b});
   check_same_dtype(name, a, b);
-  require_cpu(name, dev);
+  const ElementwiseKernels& k = elementwise_kernels().get(name, dev);
   Tensor out = empty(broadcast_shapes(a.shape(), b.shape(), name), {a.dtype(), dev});
-  cpu::binary(op, a, b, out);
+  k.binary(op, a, b, out);
   return out;
 }
 
 Tensor compare_forward(const char* name, CompareOp op, const Tensor& a, const Tensor& b) {
   Device dev = common_device(name, {a, b});
   check_same_dtype(name, a, b);
-  require_cpu(name, dev);
+  const ElementwiseKernels& k = elementwise_kernels().get(name, dev);
   Tensor out = empty(broadcast_shapes(a.shape(), b.shape(), name), {DType::u8, dev});
-  cpu::compare(op, a, b, out);
+  k.compare(op, a, b, out);
   return out;
 }
 
@@ -107,9 +119,9 @@ Tensor swiglu(const Tensor& gate, const Tensor& up) {
       return composed_vjp([](const std::vector<Tensor>& in) { return composed::swiglu(in[0], in[1]); }, {gate, up}, g,
                           need);
     Tensor gc = contiguous_data(gate), uc = contiguous_data(up), grc = contiguous_data(g);
-    require_cpu("swiglu backward", g.device());
+    const ElementwiseKernels& k = elementwise_kernels().get("swiglu backward", g.device());
     Tensor g_gate = empty_like(gc), g_up = empty_like(uc);
-    cpu::swiglu_backward(gc, uc, grc, g_gate, g_up);
+    k.swiglu_backward(gc, uc, grc, g_gate, g_up);
     return {g_gate, g_up};
   });
 }
@@ -233,10 +245,10 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   REMOE_CHECK(cond.dtype() == DType::u8, "where: condition must be u8 (a comparison's result), got ",
               dtype_name(cond.dtype()));
   check_same_dtype(name, a, b);
-  require_cpu(name, dev);
+  const ElementwiseKernels& k = elementwise_kernels().get(name, dev);
   Shape sh = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), name), b.shape(), name);
   Tensor out = empty(sh, {a.dtype(), dev});
-  cpu::where(cond, a, b, out);
+  k.where(cond, a, b, out);
   Shape sa = a.shape(), sb = b.shape();
   return record(name, out, {a, b}, [cond, sa, sb](const Tensor& g, const std::vector<bool>& need) -> std::vector<Tensor> {
     Tensor zero = scalar_like(0.0, g);

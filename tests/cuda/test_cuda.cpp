@@ -18,6 +18,7 @@
 #include "cuda/rng.h"
 #include "cuda/stream.h"
 #include "ops/cpu/elementwise.h"
+#include "ops/elementwise_kernels.h"
 #include "test_util.h"
 
 using namespace remoe;
@@ -164,6 +165,29 @@ TEST_CASE("cuda kernels reject CPU tensors (CPU-runnable)") {
 }
 
 // ---------------------------------------------------------------- allocator (GPU)
+
+TEST_CASE("cuda: linking the backend puts its kernels in the elementwise seam (CPU-runnable)") {
+  const ElementwiseKernels& k = elementwise_kernels().get("add", kGpu);
+  CHECK((k.unary == &cuda::unary));
+  CHECK((k.binary == &cuda::binary));
+  CHECK((k.compare == &cuda::compare));
+  CHECK((k.where == &cuda::where));
+  CHECK((k.swiglu_backward == &cuda::swiglu_backward));
+  CHECK((elementwise_kernels().get("add", Device::cpu()).binary == &cpu::binary));
+}
+
+TEST_CASE("cuda: the public elementwise ops run on CUDA tensors through the seam and match the CPU") {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  Pair a = random_pair({7, 5}, 901, DType::f32), b = random_pair({5}, 902, DType::f32, 0.5, 2.0);
+  auto f = [](const Tensor& x, const Tensor& y) {  // broadcast binary, unary, compare + where
+    Tensor z = add(mul(exp(x), y), div(x, y));
+    return where(gt(x, 0.0), z, neg(square(z)));
+  };
+  Tensor want = f(a.cpu, b.cpu), got = f(a.gpu, b.gpu);
+  CHECK(got.device() == kGpu);
+  CHECK_CLOSE(got.to(Device::cpu()), want, 1e-6, 1e-5);
+  // Their backward needs the reductions (sum_to) on the device: not in the seam yet.
+}
 
 TEST_CASE("cuda allocator: host/device round trips") {
   SKIP_WITHOUT_CUDA_DEVICE();

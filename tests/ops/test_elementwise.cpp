@@ -1,3 +1,5 @@
+#include "ops/cpu/elementwise.h"
+#include "ops/elementwise_kernels.h"
 #include "test_util.h"
 
 using namespace remoe;
@@ -137,4 +139,18 @@ TEST_CASE("elementwise errors name the op and both shapes") {
   CHECK_THROWS_WITH_ALL(add(zeros({2, 3}), zeros({4})), "add", "[2, 3]", "[4]");
   CHECK_THROWS_WITH_ALL(mul(zeros({2}), zeros({2}, {DType::f64})), "mul", "f32", "f64");
   CHECK_THROWS_WITH_ALL(exp(zeros({2}, {DType::i64})), "i64");
+}
+
+TEST_CASE("elementwise device seam: kernels chosen by device, a device without them is a clear error") {
+  // The process-wide table has the CPU kernels; test_ops does not link cuda/, so CUDA has none.
+  CHECK(elementwise_kernels().has(DeviceType::CPU));
+  CHECK((elementwise_kernels().get("add", Device::cpu()).binary == &cpu::binary));
+  // A table of its own, to see both sides of the lookup without touching the process-wide one.
+  KernelTable<ElementwiseKernels> table("elementwise");
+  CHECK_FALSE(table.has(DeviceType::CUDA));
+  CHECK_THROWS_WITH(table.get("exp", Device::cuda(1)),
+                    doctest::Contains("exp: no elementwise kernels for device cuda:1 in this build"));
+  table.set(DeviceType::CUDA, elementwise_kernels().get("exp", Device::cpu()));
+  CHECK((table.get("exp", Device::cuda(1)).unary == &cpu::unary));
+  CHECK_FALSE(table.has(DeviceType::CPU));
 }
