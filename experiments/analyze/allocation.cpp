@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "experiments/analyze/analyze.h"
+#include "experiments/analyze/seed_summary.h"
 
 namespace remoe::experiments {
 using nlohmann::ordered_json;
@@ -105,7 +106,12 @@ std::string allocation_markdown(const std::vector<ordered_json>& results) {
   std::string s = "## Allocation\n\n";
   s += "Mean active experts per token id (pairs over all MoE layers / occurrences / layers) on held-out text, against "
        "the id's count in the training shard, over the ids seen at least min_count times on held-out text; Spearman's "
-       "rank correlation (average ranks for ties; – when one side is constant, e.g. TopK's fixed k).\n";
+       "rank correlation (average ranks for ties; – when one side is constant, e.g. TopK's fixed k).\n\n";
+  s += "Per label, mean ± std over seeds:\n\n";
+  s += per_label_summary(results, {{"Spearman ρ(train count, active experts)", "{:.3f}", [](const ordered_json& j) {
+                                      return j["spearman"].is_number() ? std::optional<double>(j["spearman"].get<double>())
+                                                                       : std::nullopt;
+                                    }}});
   for (const ordered_json& j : results) {
     if (j.contains("error")) {
       s += fmt::format("\n- {}\n", j["error"].get<std::string>());

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "experiments/analyze/analyze.h"
+#include "experiments/analyze/seed_summary.h"
 
 namespace remoe::experiments {
 using nlohmann::ordered_json;
@@ -65,7 +66,15 @@ std::string domains_markdown(const std::vector<ordered_json>& results) {
   std::string s = "## Domains\n\n";
   s += "Held-out tokens per domain routed by the final checkpoint: the entropy (bits) of each domain's distribution "
        "of routed pairs over the experts, averaged over the MoE layers (uniform = log2 E), and the mean number of "
-       "experts a token activates (averaged over layers). Heat maps per layer in the PNGs.\n";
+       "experts a token activates (averaged over layers). Heat maps per layer in the PNGs.\n\n";
+  s += "Per label, mean ± std over seeds of each run's unweighted mean over domains, and of the spread (max − min) "
+       "across domains:\n\n";
+  s += per_label_summary(results, {
+      {"entropy (bits)", "{:.3f}", [](const ordered_json& j) { return mean_of(j["mean_entropy_bits"]); }},
+      {"entropy spread across domains", "{:.3f}", [](const ordered_json& j) { return spread_of(j["mean_entropy_bits"]); }},
+      {"uniform entropy", "{:.3f}", [](const ordered_json& j) { return std::optional<double>(j["max_entropy_bits"].get<double>()); }},
+      {"active experts / token", "{:.3f}", [](const ordered_json& j) { return mean_of(j["active_experts"]); }},
+      {"active-experts spread across domains", "{:.3f}", [](const ordered_json& j) { return spread_of(j["active_experts"]); }}});
   for (const ordered_json& j : results) {
     if (j.contains("error")) {
       s += fmt::format("\n- {}\n", j["error"].get<std::string>());

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "experiments/analyze/analyze.h"
+#include "experiments/analyze/seed_summary.h"
 #include "models/sparsity_controller.h"
 
 namespace remoe::experiments {
@@ -112,6 +113,13 @@ std::string load_balance_markdown(const std::vector<ordered_json>& results) {
   }
   for (const std::string& n : notes) s += "\n- " + n;
   if (!notes.empty()) s += "\n";
+  s += "\nPer label, mean ± std over seeds of the per-run means over layers, and of the sparsity's spread (max − min) "
+       "across layers:\n\n";
+  s += per_label_summary(results, {
+      {"mean max/mean", "{:.2f}", [](const ordered_json& j) { return mean_of(ordered_json::array({j["mean_max_over_mean"]})); }},
+      {"mean CV", "{:.3f}", [](const ordered_json& j) { return mean_of(ordered_json::array({j["mean_cv"]})); }},
+      {"sparsity (mean over layers)", "{:.3f}", [](const ordered_json& j) { return mean_of(j["sparsity"]); }},
+      {"sparsity spread across layers", "{:.3f}", [](const ordered_json& j) { return spread_of(j["sparsity"]); }}});
   return s;
 }
 

@@ -104,10 +104,12 @@ int run_analyze(const AnalyzeArgs& a) {
       try {
         const experiments::RoutingStats st =
             experiments::collect_routing(runs[i].dir, a.max_tokens, wanted.count("allocation") > 0);
+        const std::string label = runs[i].label.empty() ? keys[i] : runs[i].label;  // seeds of a point share it
         if (wanted.count("domains")) domains.push_back(experiments::analyze_domains(st, keys[i]));
+        if (wanted.count("domains")) domains.back()["label"] = label;
         if (wanted.count("allocation")) allocation.push_back(experiments::analyze_allocation(st, keys[i], a.min_count));
-        if (wanted.count("load_balance"))
-          load_balance.push_back(experiments::analyze_load_balance(st, keys[i], runs[i].label.empty() ? keys[i] : runs[i].label));
+        if (wanted.count("allocation")) allocation.back()["label"] = label;
+        if (wanted.count("load_balance")) load_balance.push_back(experiments::analyze_load_balance(st, keys[i], label));
       } catch (const remoe::Error& e) {
         errors.push_back(e.what());
         std::cerr << "remoe analyze: " << e.what() << "\n";

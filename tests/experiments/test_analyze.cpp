@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "experiments/analyze/analyze.h"
 #include "experiments/analyze/metrics.h"
+#include "experiments/analyze/seed_summary.h"
 #include "experiments/train/run.h"
 #include "runner_fixture.h"
 #include "test_util.h"
@@ -40,6 +41,31 @@ TEST_CASE("analyze metrics: mean_std") {
   CHECK(m.std == doctest::Approx(std::sqrt(5.0 / 3.0)));
   CHECK(mean_std({7.0}).std == 0.0);
   CHECK(mean_std({}).n == 0);
+}
+
+TEST_CASE("analyze: per-label summary over seeds of hand-made results") {
+  using nlohmann::ordered_json;
+  // Two labels: A with values 1, 2, 3 (mean 2, sample std 1) and a run without a value; B one run.
+  std::vector<ordered_json> results{
+      {{"key", "A-s1"}, {"label", "A"}, {"v", {1.0, 3.0}}},
+      {{"key", "A-s2"}, {"label", "A"}, {"v", {2.0, 2.0}}},
+      {{"key", "A-s3"}, {"label", "A"}, {"v", {3.0, 5.0}}},
+      {{"key", "A-s4"}, {"label", "A"}, {"v", ordered_json::array({nullptr})}},
+      {{"key", "B-s1"}, {"v", {0.5}}},  // no label field: the key names the row
+      {{"key", "C-s1"}, {"label", "C"}, {"error", "no checkpoint"}},
+  };
+  // The first element of v: A's runs give 1, 2, 3 and none.
+  const std::string md = remoe::experiments::per_label_summary(
+      results, {{"first", "{:.2f}", [](const ordered_json& j) {
+                   return j["v"][0].is_number() ? std::optional<double>(j["v"][0].get<double>()) : std::nullopt;
+                 }},
+                {"spread", "{:.1f}", [](const ordered_json& j) { return remoe::experiments::spread_of(j["v"]); }}});
+  CHECK(md.find("| label | runs | first | spread |") == 0);
+  CHECK(md.find("| A | 4 | 2.00 ± 1.00 (3) | 1.3 ± 1.2 (3) |") != std::string::npos);  // spreads 2, 0, 2: 4/3 ± 1.155
+  CHECK(md.find("| B-s1 | 1 | 0.50 (1) | 0.0 (1) |") != std::string::npos);
+  CHECK(md.find("| C") == std::string::npos);  // errors are left out
+  CHECK(remoe::experiments::mean_of(ordered_json::array({1.0, nullptr, 2.0})) == doctest::Approx(1.5));
+  CHECK_FALSE(remoe::experiments::mean_of(ordered_json::array({nullptr})).has_value());
 }
 
 TEST_CASE("analyze metrics: stage boundaries of a step-shaped sparsity curve") {
