@@ -201,7 +201,11 @@ Command add_analyze_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--python", a->python, "the Python with matplotlib that draws the figures")->capture_default_str();
   sub->add_flag("--no-plots", a->no_plots, "JSON and markdown only");
-  return [a]() { return run_analyze(*a); };
+  const std::shared_ptr<int> threads = add_threads_option(sub);
+  return [a, threads]() {
+    apply_threads(*threads);
+    return run_analyze(*a);
+  };
 }
 
 }  // namespace remoe::cli

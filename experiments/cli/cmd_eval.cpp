@@ -24,7 +24,9 @@ Command add_eval_command(CLI::App& app) {
       ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()))
       ->capture_default_str();
   sub->add_flag("--no-zero-shot", *no_zero_shot, "held-out loss only");
-  return [o, run, ckpt, eval_dir, no_zero_shot]() {
+  const std::shared_ptr<int> threads = add_threads_option(sub);
+  return [o, run, ckpt, eval_dir, no_zero_shot, threads]() {
+    apply_threads(*threads);
     o->run_dir = *run;
     if (!ckpt->empty()) o->checkpoint = *ckpt;
     o->eval_dir = *eval_dir;

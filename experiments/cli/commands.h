@@ -2,6 +2,7 @@
 // function that runs it (the process exit code).
 #pragma once
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,5 +21,10 @@ Command add_sample_command(CLI::App& app);
 Command add_sweep_command(CLI::App& app);
 Command add_report_command(CLI::App& app);
 Command add_analyze_command(CLI::App& app);
+
+// The shared `--threads N` option (thread_option.cpp) and its effect (omp_set_num_threads; 0 leaves
+// OpenMP's default).
+std::shared_ptr<int> add_threads_option(CLI::App* sub);
+void apply_threads(int threads);
 
 }  // namespace remoe::cli

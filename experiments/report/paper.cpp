@@ -26,6 +26,11 @@ struct NRow {
 };
 constexpr NRow kScalingN[] = {{2.042, 1.936, 1.921}, {1.886, 1.796, 1.773}, {1.822, 1.730, 1.715}};
 
+// spec §4, "Routing methods" (Table 2's average column, %).
+const std::map<std::string, double> kZeroShotAverage = {{"dense", 38.20}, {"hash", 38.79}, {"lory", 37.70},
+                                                         {"sparsemixer", 38.39}, {"expert_choice", 38.53},
+                                                         {"topk", 39.67}, {"relu", 40.03}};
+
 // The paper's column a router is set beside (router registry), "" for none.
 std::string column_of(const std::string& router) {
   const RouterSpec* spec = find_router_spec(router);
@@ -45,6 +50,12 @@ std::optional<double> pick(const std::map<int64_t, MoePair>& table, int64_t key,
 std::string paper_router_name(const std::string& router) {
   const std::string column = column_of(router);
   return column.empty() ? router : column;
+}
+
+std::optional<double> paper_zero_shot_average(const RunRecord& run) {
+  if (run.label != run.router || run.num_experts != 8 || run.topk != 1 || run.granularity != 1) return std::nullopt;
+  auto it = kZeroShotAverage.find(run.router);
+  return it == kZeroShotAverage.end() ? std::nullopt : std::optional<double>(it->second);
 }
 
 std::optional<double> paper_valid_loss(const RunRecord& run) {

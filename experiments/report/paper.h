@@ -16,6 +16,11 @@ namespace remoe::experiments {
 // A compute-matched TopK point has none (the paper gives no separate number).
 std::optional<double> paper_valid_loss(const RunRecord& run);
 
+// The paper's zero-shot average accuracy in % (Table 2: ARC-c, ARC-e, BoolQ, HellaSwag, LAMBADA,
+// PIQA, RACE at 182M, E = 8, k = 1) of a plain router: a point labelled with its router's name
+// (routers.toml); its ablations (topk-no_aux, ...) have none.
+std::optional<double> paper_zero_shot_average(const RunRecord& run);
+
 // "MoE" / "ReMoE" / "Dense" — the paper's names for our routers.
 std::string paper_router_name(const std::string& router);
 

@@ -6,6 +6,7 @@
 #include <toml.hpp>
 
 #include "core/error.h"
+#include "experiments/report/eval_table.h"
 #include "experiments/sweep/pack.h"
 #include "experiments/sweep/sweep_state.h"
 
@@ -119,6 +120,7 @@ RunRecord load_run(const fs::path& dir, const ordered_json& sweep_header, const 
   read_config(dir / "config.toml", r);
   read_metrics(dir / "metrics.jsonl", r);
   read_summary(dir, r);
+  read_eval(dir / "eval.json", r);
   return r;
 }
 

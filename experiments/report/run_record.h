@@ -15,6 +15,14 @@ namespace remoe::experiments {
 
 using Curve = std::vector<std::pair<int64_t, double>>;  // (step, value)
 
+// What `remoe eval` measured on a run's checkpoint (its eval.json), in the file's order.
+struct EvalScores {
+  int64_t step = 0;
+  int64_t limit = 0;                                         // zero-shot items per task (0 = all)
+  std::vector<std::pair<std::string, double>> domain_loss;   // held-out loss per domain, then "all"
+  std::vector<std::pair<std::string, double>> task_acc;      // zero-shot acc per task
+};
+
 struct RunRecord {
   std::string sweep = "-", experiment = "none", scale, label, name;
   int64_t seed = 0;
@@ -28,6 +36,7 @@ struct RunRecord {
   double tokens_per_s = 0, final_sparsity = 0;
   Curve train_loss, valid_curve, sparsity, lambda;
   Curve lm_loss, router_term;                      // "train" rows' lm_loss and aux_or_reg
+  std::optional<EvalScores> eval;                  // eval.json, when the run was evaluated
   std::filesystem::path dir;                       // the run directory it was read from
 };
 

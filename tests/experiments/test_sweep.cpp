@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "experiments/data/build_dataset.h"
+#include "experiments/report/eval_table.h"
 #include "experiments/report/paper.h"
 #include "experiments/report/render.h"
 #include "experiments/sweep/pack.h"
@@ -248,6 +249,60 @@ TEST_CASE("report: mean ± std over seeds, ReMoE − TopK per seed, the paper's 
   CHECK(md.find("| E4 | 5.2000 ± 0.2000 (3) | 1.971 | 5.1333 ± 0.3215 (3) | 1.961 | -0.0667 ± 0.1528 (3) | -0.010 | 2/3 |") !=
         std::string::npos);
   CHECK(points_csv(data).find("hand,E4,E4-topk,topk,3,5.200000,0.200000,1.971000") != std::string::npos);
+}
+
+// A hand-made eval.json (the shape evaluate_run() writes): two domains, two tasks.
+void write_eval(const fs::path& run, double loss_a, double loss_b, double acc_x, double acc_y, int64_t limit) {
+  const ordered_json j = {
+      {"step", 100},
+      {"heldout", {{"domains", {{"legal", {{"loss", loss_a}}}, {"prose", {{"loss", loss_b}}}}},
+                   {"overall", {{"loss", (loss_a + loss_b) / 2}}}}},
+      {"zero_shot", {{"limit", limit}, {"tasks", {{"piqa", {{"acc", acc_x}}}, {"boolq", {{"acc", acc_y}}}}}}}};
+  std::ofstream(run / "eval.json") << j.dump();
+}
+
+TEST_CASE("report: eval.json folds into a per-domain and zero-shot table, mean ± std over the evaluated seeds") {
+  test::TempDir dir("report_eval");
+  const fs::path sweep = make_hand_sweep(dir.path / "hand");
+  write_eval(sweep / "E4-relu-s1", 4.0, 6.0, 0.5, 0.4, 100);
+  write_eval(sweep / "E4-relu-s2", 5.0, 7.0, 0.7, 0.6, 100);
+  write_eval(sweep / "E4-topk-s3", 5.5, 5.5, 0.25, 0.75, 0);  // the other point: one seed
+  const std::vector<RunRecord> runs = load_runs({sweep}, dir.path / "scratch");
+  const std::vector<EvalTable> tables = eval_tables(runs);
+  REQUIRE(tables.size() == 1);
+  const EvalTable& t = tables[0];
+  std::vector<std::string> keys;
+  for (const EvalColumn& c : t.columns) keys.push_back(c.key);
+  CHECK(keys == std::vector<std::string>{"loss:legal", "loss:prose", "loss:all", "acc:piqa", "acc:boolq", "acc:mean"});
+  REQUIRE(t.points.size() == 2);
+  const EvalPointStat& relu = t.points[0].label == "E4-relu" ? t.points[0] : t.points[1];
+  const EvalPointStat& topk = t.points[0].label == "E4-topk" ? t.points[0] : t.points[1];
+  CHECK(relu.cells[0].n == 2);
+  CHECK(relu.cells[0].mean == doctest::Approx(4.5));
+  CHECK(relu.cells[0].std == doctest::Approx(std::sqrt(0.5)));
+  CHECK(relu.cells[2].mean == doctest::Approx(5.5));   // all = (4+6)/2, (5+7)/2
+  CHECK(relu.cells[5].mean == doctest::Approx(0.55));  // mean accuracy: 0.45 and 0.65
+  CHECK(relu.cells[5].std == doctest::Approx(std::sqrt(0.02)));
+  CHECK(relu.limit == 100);
+  CHECK(topk.cells[3].n == 1);
+  CHECK(topk.limit == 0);
+  // Hand points are labelled E4-<router>, not the plain router name: no Table 2 number.
+  CHECK_FALSE(relu.paper_average.has_value());
+  const std::string md = report_markdown(summarize(runs), runs);
+  CHECK(md.find("| E4-relu | 4.5000 ± 0.7071 (2) | 6.5000 ± 0.7071 (2) | 5.5000 ± 0.7071 (2) |") != std::string::npos);
+  CHECK(report_json(summarize(runs), runs)["sweeps"][0]["eval"]["columns"].size() == 6);
+
+  // A plain router's point (label = router name, E = 8, k = 1) gets the paper's zero-shot average.
+  RunRecord plain;
+  plain.label = plain.router = "relu";
+  plain.num_experts = 8;
+  plain.topk = 1;
+  CHECK(paper_zero_shot_average(plain).value() == doctest::Approx(40.03));
+  plain.label = "relu-plain_l1";
+  CHECK_FALSE(paper_zero_shot_average(plain).has_value());
+
+  std::ofstream(sweep / "E4-relu-s3/eval.json") << R"({"step": 3})";
+  CHECK(error_of([&] { load_runs({sweep}, dir.path / "s2"); }).find("not a `remoe eval` result") != std::string::npos);
 }
 
 TEST_CASE("report: a packed archive reports exactly like the directories it came from") {
