@@ -92,30 +92,21 @@ EvalPointStat point_stat(const std::vector<const RunRecord*>& runs, const std::v
 
 }  // namespace
 
-std::vector<EvalTable> eval_tables(const std::vector<RunRecord>& runs) {
-  std::vector<EvalTable> tables;
+std::optional<EvalTable> eval_table(const std::vector<RunRecord>& runs, const std::string& sweep) {
+  // The sweep's evaluated runs, grouped by point in run order.
+  std::vector<const RunRecord*> evaluated;
+  std::vector<std::vector<const RunRecord*>> points;
   for (const RunRecord& r : runs) {
-    if (!r.eval) continue;
-    auto t = std::find_if(tables.begin(), tables.end(), [&](const EvalTable& x) { return x.sweep == r.sweep; });
-    if (t == tables.end()) tables.push_back({r.sweep, {}, {}});
+    if (r.sweep != sweep || !r.eval) continue;
+    evaluated.push_back(&r);
+    auto p = std::find_if(points.begin(), points.end(), [&](const auto& p) { return p.front()->label == r.label; });
+    if (p == points.end()) points.push_back({&r});
+    else p->push_back(&r);
   }
-  for (EvalTable& table : tables) {
-    std::vector<const RunRecord*> evaluated;
-    std::vector<std::string> labels;
-    for (const RunRecord& r : runs)
-      if (r.sweep == table.sweep && r.eval) {
-        evaluated.push_back(&r);
-        if (std::find(labels.begin(), labels.end(), r.label) == labels.end()) labels.push_back(r.label);
-      }
-    table.columns = columns_of(evaluated);
-    for (const std::string& label : labels) {
-      std::vector<const RunRecord*> of_label;
-      for (const RunRecord* r : evaluated)
-        if (r->label == label) of_label.push_back(r);
-      table.points.push_back(point_stat(of_label, table.columns));
-    }
-  }
-  return tables;
+  if (evaluated.empty()) return std::nullopt;
+  EvalTable table{sweep, columns_of(evaluated), {}};
+  for (const auto& of_label : points) table.points.push_back(point_stat(of_label, table.columns));
+  return table;
 }
 
 std::string eval_table_markdown(const EvalTable& table) {

@@ -38,8 +38,8 @@ struct EvalTable {
   std::vector<EvalPointStat> points;  // the sweep's points in run order, only those evaluated
 };
 
-// One table per sweep whose runs have eval.json (none when no run was evaluated).
-std::vector<EvalTable> eval_tables(const std::vector<RunRecord>& runs);
+// The table of `sweep`'s runs that have eval.json (none when none of them was evaluated).
+std::optional<EvalTable> eval_table(const std::vector<RunRecord>& runs, const std::string& sweep);
 
 std::string eval_table_markdown(const EvalTable& table);
 nlohmann::ordered_json eval_table_json(const EvalTable& table);

@@ -162,6 +162,13 @@ std::string format_stat(const Stat& s) {
   return fmt::format("{:.4f} ± {:.4f} ({})", s.mean, s.std, s.n);
 }
 
+// The heading and reading guide of a sweep's `remoe eval` table.
+constexpr const char* kEvalSection =
+    "\n### Held-out loss per domain and zero-shot accuracy (`remoe eval`)\n\nMean ± sample std over the evaluated "
+    "seeds (n). Accuracies are fractions; the paper's average (in %) is over seven tasks, three of which (ARC-c, "
+    "ARC-e, RACE) we do not have, at 182M parameters: at our size the tasks sit near chance (HellaSwag 0.25, PIQA "
+    "0.5, BoolQ 0.38 for always \"no\", 0.62 for always \"yes\").\n\n";
+
 std::string report_markdown(const ReportData& data, const std::vector<RunRecord>& runs) {
   std::string out = "# remoe report\n\nFinal held-out loss (all domains) of each point: mean ± sample std over the seeds that "
                     "finished (n). The paper's numbers (validation loss after 30B tokens, docs/experiments.md) are "
@@ -177,24 +184,16 @@ std::string report_markdown(const ReportData& data, const std::vector<RunRecord>
       }
     out += fmt::format("\n## {} (experiment {}, scale {})\n\n", sweep, experiment, scale.empty() ? "?" : scale);
     out += sweep_table(data, sweep) + "\n### Runs\n\n" + runs_table(runs, sweep);
-    for (const EvalTable& table : eval_tables(runs))
-      if (table.sweep == sweep)
-        out += "\n### Held-out loss per domain and zero-shot accuracy (`remoe eval`)\n\nMean ± sample std over the "
-               "evaluated seeds (n). Accuracies are fractions; the paper's average (in %) is over seven tasks, three of "
-               "which (ARC-c, ARC-e, RACE) we do not have, at 182M parameters: at our size the tasks sit near chance "
-               "(HellaSwag 0.25, PIQA 0.5, BoolQ 0.38 for always \"no\", 0.62 for always \"yes\").\n\n" +
-               eval_table_markdown(table);
+    if (const auto table = eval_table(runs, sweep)) out += kEvalSection + eval_table_markdown(*table);
   }
   return out;
 }
 
 ordered_json report_json(const ReportData& data, const std::vector<RunRecord>& runs) {
   ordered_json out = {{"sweeps", ordered_json::array()}};
-  const std::vector<EvalTable> tables = eval_tables(runs);
   for (const std::string& sweep : sweeps_in_order(data)) {
     ordered_json s = sweep_json(data, runs, sweep);
-    for (const EvalTable& table : tables)
-      if (table.sweep == sweep) s["eval"] = eval_table_json(table);
+    if (const auto table = eval_table(runs, sweep)) s["eval"] = eval_table_json(*table);
     out["sweeps"].push_back(std::move(s));
   }
   return out;

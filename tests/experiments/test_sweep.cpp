@@ -268,9 +268,10 @@ TEST_CASE("report: eval.json folds into a per-domain and zero-shot table, mean Â
   write_eval(sweep / "E4-relu-s2", 5.0, 7.0, 0.7, 0.6, 100);
   write_eval(sweep / "E4-topk-s3", 5.5, 5.5, 0.25, 0.75, 0);  // the other point: one seed
   const std::vector<RunRecord> runs = load_runs({sweep}, dir.path / "scratch");
-  const std::vector<EvalTable> tables = eval_tables(runs);
-  REQUIRE(tables.size() == 1);
-  const EvalTable& t = tables[0];
+  CHECK_FALSE(eval_table(runs, "no-such-sweep").has_value());
+  const std::optional<EvalTable> table = eval_table(runs, runs.front().sweep);
+  REQUIRE(table.has_value());
+  const EvalTable& t = *table;
   std::vector<std::string> keys;
   for (const EvalColumn& c : t.columns) keys.push_back(c.key);
   CHECK(keys == std::vector<std::string>{"loss:legal", "loss:prose", "loss:all", "acc:piqa", "acc:boolq", "acc:mean"});
