@@ -19,7 +19,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
-ROUTER_STYLE = {"dense": ("dense", "tab:gray"), "topk": ("TopK", "tab:blue"), "relu": ("ReMoE", "tab:red")}
+# One colour per router (models/router_registry names), so that routers stay apart in one panel.
+ROUTER_STYLE = {"dense": ("dense", "tab:gray"), "topk": ("TopK", "tab:blue"), "relu": ("ReMoE", "tab:red"),
+                "hash": ("hash", "tab:olive"), "lory": ("lory", "tab:brown"),
+                "sparsemixer": ("sparsemixer", "tab:green"), "expert_choice": ("expert_choice", "tab:orange")}
 PAPER_NAME = {"dense": "Dense", "topk": "MoE", "relu": "ReMoE"}
 
 
@@ -39,52 +42,80 @@ def series(sweep, router, field, on_grid):
     return xs, ys, es
 
 
-def plot_loss(sweep, out):
-    rows = sweep["rows"]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    drawn = {"ours": {}, "paper": {}, "diff": {}}
+def panels_of(sweep):
+    """The loss plot's panels: ours always; the paper's and ReMoE - TopK only where the sweep has them
+    (a sweep off the paper's grids, such as the routers comparison, has neither)."""
+    panels = ["ours"]
+    if any(p["paper"] is not None for p in sweep["points"]):
+        panels.append("paper")
+    if any(p["n"] > 0 for p in sweep["pairs"]):
+        panels.append("diff")
+    return panels
+
+
+def draw_points(sweep, ax, drawn):
+    """Each router's points, ours and (where ax has a "paper" panel) the paper's; returns nothing,
+    records what it drew in drawn."""
     for router in sweep["routers"]:
         name, color = ROUTER_STYLE.get(router, (router, None))
         for on_grid in (True, False):
             style = "-" if on_grid else "none"
             xs, ys, es = series(sweep, router, "mean", on_grid)
             if xs:
-                axes[0].errorbar(xs, ys, yerr=es, marker="o", capsize=3, linestyle=style, color=color,
-                                 label=name if on_grid or router not in drawn["ours"] else None)
+                ax["ours"].errorbar(xs, ys, yerr=es, marker="o", capsize=3, linestyle=style, color=color,
+                                    label=name if on_grid or router not in drawn["ours"] else None)
                 drawn["ours"].setdefault(router, []).extend(ys)
             xs, ys, _ = series(sweep, router, "paper", on_grid)
-            if xs:
-                axes[1].plot(xs, ys, marker="s", linestyle="--" if on_grid else "none", color=color,
-                             label=PAPER_NAME.get(router, router) if router not in drawn["paper"] else None)
+            if xs and "paper" in ax:
+                ax["paper"].plot(xs, ys, marker="s", linestyle="--" if on_grid else "none", color=color,
+                                 label=PAPER_NAME.get(router, router) if router not in drawn["paper"] else None)
                 drawn["paper"].setdefault(router, []).extend(ys)
-    # Grid pairs as a line in row order; a compute-matched pair (its row is the TopK label) stands alone.
+
+
+def draw_pairs(sweep, ax, drawn):
+    """ReMoE - TopK per row: grid pairs as a line in row order; a compute-matched pair (its row is the
+    TopK label) stands alone."""
+    rows = sweep["rows"]
     pairs = sorted((p for p in sweep["pairs"] if p["n"] > 0 and p["row"] != p.get("topk_label")),
                    key=lambda p: rows.index(p["row"]))
     for p in sweep["pairs"]:
         if p["n"] > 0 and p["row"] == p.get("topk_label"):
-            axes[2].errorbar([rows.index(p["row"])], [p["mean"]], yerr=[p["std"]], marker="D", capsize=3,
-                             linestyle="none", color="tab:purple")
+            ax.errorbar([rows.index(p["row"])], [p["mean"]], yerr=[p["std"]], marker="D", capsize=3,
+                        linestyle="none", color="tab:purple")
     if pairs:
         xs = [rows.index(p["row"]) for p in pairs]
-        axes[2].errorbar(xs, [p["mean"] for p in pairs], yerr=[p["std"] for p in pairs], marker="o", capsize=3,
-                         color="tab:purple", label="ours (mean ± std over seeds)")
+        ax.errorbar(xs, [p["mean"] for p in pairs], yerr=[p["std"] for p in pairs], marker="o", capsize=3,
+                    color="tab:purple", label="ours (mean ± std over seeds)")
         drawn["diff"]["ours"] = [p["mean"] for p in pairs]
         paper = [(x, p["paper"]) for x, p in zip(xs, pairs) if p["paper"] is not None]
         if paper:
-            axes[2].plot([x for x, _ in paper], [v for _, v in paper], marker="s", linestyle="--", color="tab:green",
-                         label="paper")
+            ax.plot([x for x, _ in paper], [v for _, v in paper], marker="s", linestyle="--", color="tab:green",
+                    label="paper")
             drawn["diff"]["paper"] = [v for _, v in paper]
-        axes[2].axhline(0.0, color="black", linewidth=0.8)
-    titles = [f"ours ({sweep.get('scale') or '?'} scale)", "paper (182M-978M, 30B tokens)", "ReMoE − TopK"]
-    for ax, title in zip(axes, titles):
-        ax.set_xticks(range(len(rows)))
-        ax.set_xticklabels(rows, rotation=30, ha="right")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    axes[0].set_ylabel("held-out loss")
-    axes[2].set_ylabel("loss difference (< 0: ReMoE better)")
+    ax.axhline(0.0, color="black", linewidth=0.8)
+
+
+def plot_loss(sweep, out):
+    rows = sweep["rows"]
+    panels = panels_of(sweep)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels) + (2 if len(panels) == 1 else 0), 4.2),
+                             squeeze=False)
+    ax = dict(zip(panels, axes[0]))
+    drawn = {"ours": {}, "paper": {}, "diff": {}}
+    draw_points(sweep, ax, drawn)
+    if "diff" in ax:
+        draw_pairs(sweep, ax["diff"], drawn)
+        ax["diff"].set_ylabel("loss difference (< 0: ReMoE better)")
+    titles = {"ours": f"ours ({sweep.get('scale') or '?'} scale)", "paper": "paper (182M-978M, 30B tokens)",
+              "diff": "ReMoE − TopK"}
+    for panel, a in ax.items():
+        a.set_xticks(range(len(rows)))
+        a.set_xticklabels(rows, rotation=30, ha="right")
+        a.set_title(titles[panel])
+        a.grid(alpha=0.3)
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=8)
+    ax["ours"].set_ylabel("held-out loss")
     fig.suptitle(f"{sweep['sweep']}: held-out loss (experiment {sweep.get('experiment', '?')})")
     fig.tight_layout()
     fig.savefig(out, dpi=110)

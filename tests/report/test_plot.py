@@ -51,6 +51,22 @@ class PlotTest(unittest.TestCase):
             path.write_text(json.dumps(report))
             self.assertNotIn("scaling_e_stages.png", plot.main(path, tmp))
 
+    def test_a_sweep_off_the_papers_grids_draws_only_its_own_panel(self):
+        report = sample_report()
+        sweep = report["sweeps"][0]
+        for p in sweep["points"]:
+            p["paper"] = None
+        sweep["pairs"] = []
+        self.assertEqual(plot.panels_of(sweep), ["ours"])
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "report.json"
+            path.write_text(json.dumps(report))
+            loss = plot.main(path, tmp)["scaling_e_loss.png"]
+            self.assertEqual(loss["ours"]["relu"], [5.1, 4.9])
+            self.assertEqual(loss["paper"], {})
+            self.assertEqual(loss["diff"], {})
+        self.assertEqual(plot.panels_of(sample_report()["sweeps"][0]), ["ours", "paper", "diff"])
+
 
 if __name__ == "__main__":
     unittest.main()
