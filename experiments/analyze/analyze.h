@@ -29,7 +29,7 @@ namespace remoe::experiments {
 // ---- stages (needs only metrics.jsonl and config.toml) ----
 // {"run", "label", "seed", "router", "applies", "message" (when it does not apply), "target",
 //  "steps", "interval", "window_rows", "stage1_end", "stage3_start" (null: not settled),
-//  "settling_fraction", "stage3_sparsity": {mean, std, n}, "curves": {step, sparsity,
+//  "first_in_band", "out_of_band_fraction" (null: never in the band), "settling_fraction", "stage3_sparsity": {mean, std, n}, "curves": {step, sparsity,
 //  running_mean, lambda, lm_loss, router_term}, "png"}
 nlohmann::ordered_json analyze_stages(const RunRecord& run, const std::string& key, const StageOptions& options);
 // Per-run table, then per label (mean ± std over seeds).

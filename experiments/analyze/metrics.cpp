@@ -49,8 +49,17 @@ StageResult find_stages(const std::vector<int64_t>& steps, const std::vector<dou
     if (i >= w) sum -= sparsity[i - w];
     r.running_mean[i] = sum / static_cast<double>(std::min(i + 1, w));
   }
+  auto in_band = [&](size_t i) { return std::abs(r.running_mean[i] - target) <= o.band; };
+  for (size_t i = w - 1; i < n; ++i)
+    if (in_band(i)) {
+      r.first_in_band = steps[i];
+      size_t out = 0;
+      for (size_t j = i + 1; j < n; ++j) out += in_band(j) ? 0 : 1;
+      r.out_of_band_fraction = i + 1 < n ? static_cast<double>(out) / static_cast<double>(n - i - 1) : 0.0;
+      break;
+    }
   size_t first = n;  // the first row of the in-band suffix
-  while (first > 0 && std::abs(r.running_mean[first - 1] - target) <= o.band) --first;
+  while (first > 0 && in_band(first - 1)) --first;
   // The running mean of a row needs a full window (a shorter one at the start is not evidence).
   first = std::max(first, w - 1);
   if (first < n && static_cast<int64_t>(n - first) >= o.min_stage3_rows) {

@@ -27,6 +27,12 @@ struct StageResult {
   int64_t window_rows = 1;    // rows in the running mean: max(1, ceil(window_steps / interval))
   std::optional<int64_t> stage1_end;    // the step where stage II starts
   std::optional<int64_t> stage3_start;  // the settling time (none: it never settled)
+  // The first row whose running mean (full window) is inside the band: when sparsification first
+  // reaches the target (the paper's "settling" of its α figure), and the fraction of the rows after
+  // it whose running mean is outside the band again (how much the controller oscillates; 0 when
+  // no row follows).
+  std::optional<int64_t> first_in_band;
+  double out_of_band_fraction = 0;
   Stat stage3_sparsity;                 // the logged sparsity of the stage-III rows
   std::vector<double> running_mean;     // per row
 };

@@ -81,6 +81,8 @@ TEST_CASE("analyze metrics: stage boundaries of a step-shaped sparsity curve") {
   CHECK(*r.stage1_end == 51);
   REQUIRE(r.stage3_start.has_value());
   CHECK(*r.stage3_start == 60);
+  CHECK(*r.first_in_band == 60);  // the first full window in the band
+  CHECK(r.out_of_band_fraction == 0.0);
   CHECK(r.stage3_sparsity.n == 41);
   CHECK(r.stage3_sparsity.mean == doctest::Approx(0.875));
   CHECK(r.stage3_sparsity.std == doctest::Approx(0.0));
@@ -105,14 +107,22 @@ TEST_CASE("analyze metrics: a curve that leaves the band settles only at its las
   const std::vector<int64_t> steps = {10, 20, 30, 40, 50, 60, 70, 80};
   // In the band at 30–40, out at 50, back from 60 on: stage III starts at 60.
   CHECK(*find_stages(steps, {0.2, 0.5, 0.75, 0.75, 0.9, 0.75, 0.751, 0.749}, 0.75).stage3_start == 60);
-  // Out of the band at the last row: never settled.
+  // The first entry is at 30 whatever follows; of the 5 rows after it, one (50) is out of the band.
+  const StageResult back = find_stages(steps, {0.2, 0.5, 0.75, 0.75, 0.9, 0.75, 0.751, 0.749}, 0.75);
+  CHECK(*back.first_in_band == 30);
+  CHECK(back.out_of_band_fraction == doctest::Approx(1.0 / 5.0));
+  // Out of the band at the last row: never settled, though it entered the band at 30.
   const StageResult never = find_stages(steps, {0.2, 0.5, 0.75, 0.75, 0.75, 0.75, 0.75, 0.8}, 0.75);
   CHECK_FALSE(never.stage3_start.has_value());
   CHECK(never.stage3_sparsity.n == 0);
+  CHECK(*never.first_in_band == 30);
+  CHECK(never.out_of_band_fraction == doctest::Approx(1.0 / 5.0));
   // In the band for fewer than min_stage3_rows (3) rows at the end: not settled.
   CHECK_FALSE(find_stages(steps, {0.2, 0.5, 0.6, 0.6, 0.6, 0.6, 0.75, 0.75}, 0.75).stage3_start.has_value());
-  // Never rising from the start: no stage-I boundary.
-  CHECK_FALSE(find_stages(steps, {0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3}, 0.75).stage1_end.has_value());
+  // Never rising from the start: no stage-I boundary, never in the band.
+  const StageResult flat = find_stages(steps, {0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3}, 0.75);
+  CHECK_FALSE(flat.stage1_end.has_value());
+  CHECK_FALSE(flat.first_in_band.has_value());
   CHECK_THROWS_AS(find_stages({1, 1}, {0.1, 0.2}, 0.5), remoe::Error);
   CHECK_THROWS_AS(find_stages({1, 2}, {0.1}, 0.5), remoe::Error);
 }
