@@ -39,6 +39,12 @@ void read_eval(const fs::path& file, RunRecord& run) {
 
 namespace {
 
+// A run's scores from one source, with the run it belongs to.
+struct Scored {
+  const RunRecord* run;
+  const EvalScores* scores;
+};
+
 // The value of `key` in a run's scores; "acc:mean" is the mean accuracy over its tasks.
 std::optional<double> cell(const EvalScores& s, const std::string& key) {
   if (key == "acc:mean") {
@@ -55,15 +61,15 @@ std::optional<double> cell(const EvalScores& s, const std::string& key) {
 }
 
 // Columns in the order the runs' files list them: domains, "all", tasks, then the mean accuracy.
-std::vector<EvalColumn> columns_of(const std::vector<const RunRecord*>& runs) {
+std::vector<EvalColumn> columns_of(const std::vector<Scored>& runs) {
   std::vector<EvalColumn> loss, acc;
   auto add = [](std::vector<EvalColumn>& cols, std::string key, std::string title) {
     if (std::none_of(cols.begin(), cols.end(), [&](const EvalColumn& c) { return c.key == key; }))
       cols.push_back({std::move(key), std::move(title)});
   };
-  for (const RunRecord* r : runs) {
-    for (const auto& [domain, v] : r->eval->domain_loss) add(loss, "loss:" + domain, "loss " + domain);
-    for (const auto& [task, v] : r->eval->task_acc) add(acc, "acc:" + task, "acc " + task);
+  for (const Scored& r : runs) {
+    for (const auto& [domain, v] : r.scores->domain_loss) add(loss, "loss:" + domain, "loss " + domain);
+    for (const auto& [task, v] : r.scores->task_acc) add(acc, "acc:" + task, "acc " + task);
   }
   // "all" after every domain, whatever order the files gave.
   std::stable_partition(loss.begin(), loss.end(), [](const EvalColumn& c) { return c.key != "loss:all"; });
@@ -72,19 +78,20 @@ std::vector<EvalColumn> columns_of(const std::vector<const RunRecord*>& runs) {
   return loss;
 }
 
-EvalPointStat point_stat(const std::vector<const RunRecord*>& runs, const std::vector<EvalColumn>& columns) {
+EvalPointStat point_stat(const std::vector<Scored>& runs, const std::vector<EvalColumn>& columns) {
   EvalPointStat p;
-  p.sweep = runs.front()->sweep;
-  p.label = runs.front()->label;
-  p.router = runs.front()->router;
-  p.paper_average = paper_zero_shot_average(*runs.front());
-  p.limit = runs.front()->eval->limit;
-  for (const RunRecord* r : runs)
-    if (r->eval->limit != p.limit) p.limit = -1;
+  const RunRecord& first = *runs.front().run;
+  p.sweep = first.sweep;
+  p.label = first.label;
+  p.router = first.router;
+  p.paper_average = paper_zero_shot_average(first);
+  p.limit = runs.front().scores->limit;
+  for (const Scored& r : runs)
+    if (r.scores->limit != p.limit) p.limit = -1;
   for (const EvalColumn& c : columns) {
     std::vector<double> values;
-    for (const RunRecord* r : runs)
-      if (auto v = cell(*r->eval, c.key)) values.push_back(*v);
+    for (const Scored& r : runs)
+      if (auto v = cell(*r.scores, c.key)) values.push_back(*v);
     p.cells.push_back(mean_std(values));
   }
   return p;
@@ -92,35 +99,45 @@ EvalPointStat point_stat(const std::vector<const RunRecord*>& runs, const std::v
 
 }  // namespace
 
-std::optional<EvalTable> eval_table(const std::vector<RunRecord>& runs, const std::string& sweep) {
-  // The sweep's evaluated runs, grouped by point in run order.
-  std::vector<const RunRecord*> evaluated;
-  std::vector<std::vector<const RunRecord*>> points;
+std::optional<EvalTable> eval_table(const std::vector<RunRecord>& runs, const std::string& sweep, EvalSource source) {
+  // The sweep's runs with scores, grouped by point in run order.
+  std::vector<Scored> scored;
+  std::vector<std::vector<Scored>> points;
   for (const RunRecord& r : runs) {
-    if (r.sweep != sweep || !r.eval) continue;
-    evaluated.push_back(&r);
-    auto p = std::find_if(points.begin(), points.end(), [&](const auto& p) { return p.front()->label == r.label; });
-    if (p == points.end()) points.push_back({&r});
-    else p->push_back(&r);
+    const std::optional<EvalScores>& s = source == EvalSource::remoe_eval ? r.eval : r.final_eval;
+    if (r.sweep != sweep || !s) continue;
+    scored.push_back({&r, &*s});
+    auto p = std::find_if(points.begin(), points.end(), [&](const auto& p) { return p.front().run->label == r.label; });
+    if (p == points.end()) points.push_back({scored.back()});
+    else p->push_back(scored.back());
   }
-  if (evaluated.empty()) return std::nullopt;
-  EvalTable table{sweep, columns_of(evaluated), {}};
+  if (scored.empty()) return std::nullopt;
+  EvalTable table{sweep, columns_of(scored), {}};
   for (const auto& of_label : points) table.points.push_back(point_stat(of_label, table.columns));
   return table;
 }
 
 std::string eval_table_markdown(const EvalTable& table) {
+  const bool zero_shot = std::any_of(table.columns.begin(), table.columns.end(),
+                                     [](const EvalColumn& c) { return c.key.rfind("acc:", 0) == 0; });
   std::string head = "| point |", rule = "|---|";
   for (const EvalColumn& c : table.columns) {
     head += fmt::format(" {} |", c.title);
     rule += "---:|";
   }
-  std::string out = head + " paper: zero-shot average (%) | zero-shot items per task |\n" + rule + "---:|---:|\n";
+  if (zero_shot) {
+    head += " paper: zero-shot average (%) | zero-shot items per task |";
+    rule += "---:|---:|";
+  }
+  std::string out = head + "\n" + rule + "\n";
   for (const EvalPointStat& p : table.points) {
     out += fmt::format("| {} |", p.label);
     for (const Stat& s : p.cells) out += fmt::format(" {} |", format_stat(s));
-    out += p.paper_average ? fmt::format(" {:.2f} |", *p.paper_average) : " – |";
-    out += p.limit < 0 ? " mixed |\n" : p.limit == 0 ? " all |\n" : fmt::format(" {} |\n", p.limit);
+    if (zero_shot) {
+      out += p.paper_average ? fmt::format(" {:.2f} |", *p.paper_average) : " – |";
+      out += p.limit < 0 ? " mixed |" : p.limit == 0 ? " all |" : fmt::format(" {} |", p.limit);
+    }
+    out += "\n";
   }
   return out;
 }

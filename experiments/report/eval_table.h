@@ -38,8 +38,13 @@ struct EvalTable {
   std::vector<EvalPointStat> points;  // the sweep's points in run order, only those evaluated
 };
 
-// The table of `sweep`'s runs that have eval.json (none when none of them was evaluated).
-std::optional<EvalTable> eval_table(const std::vector<RunRecord>& runs, const std::string& sweep);
+// Which scores a table shows: `remoe eval`'s (eval.json: held-out loss per domain and zero-shot
+// accuracy) or the training run's own final held-out eval per domain (summary.json).
+enum class EvalSource { remoe_eval, training };
+
+// The table of `sweep`'s runs that have the scores of `source` (none when none has them).
+std::optional<EvalTable> eval_table(const std::vector<RunRecord>& runs, const std::string& sweep,
+                                    EvalSource source = EvalSource::remoe_eval);
 
 std::string eval_table_markdown(const EvalTable& table);
 nlohmann::ordered_json eval_table_json(const EvalTable& table);

@@ -162,7 +162,11 @@ std::string format_stat(const Stat& s) {
   return fmt::format("{:.4f} ± {:.4f} ({})", s.mean, s.std, s.n);
 }
 
-// The heading and reading guide of a sweep's `remoe eval` table.
+// The headings and reading guides of a sweep's per-domain tables.
+constexpr const char* kDomainSection =
+    "\n### Held-out loss per domain (each run's final eval in training)\n\nMean ± sample std over the finished "
+    "seeds (n); \"all\" is the loss over every held-out token, the points table's number.\n\n";
+
 constexpr const char* kEvalSection =
     "\n### Held-out loss per domain and zero-shot accuracy (`remoe eval`)\n\nMean ± sample std over the evaluated "
     "seeds (n). Accuracies are fractions; the paper's average (in %) is over seven tasks, three of which (ARC-c, "
@@ -184,6 +188,8 @@ std::string report_markdown(const ReportData& data, const std::vector<RunRecord>
       }
     out += fmt::format("\n## {} (experiment {}, scale {})\n\n", sweep, experiment, scale.empty() ? "?" : scale);
     out += sweep_table(data, sweep) + "\n### Runs\n\n" + runs_table(runs, sweep);
+    if (const auto table = eval_table(runs, sweep, EvalSource::training))
+      out += kDomainSection + eval_table_markdown(*table);
     if (const auto table = eval_table(runs, sweep)) out += kEvalSection + eval_table_markdown(*table);
   }
   return out;
@@ -193,6 +199,7 @@ ordered_json report_json(const ReportData& data, const std::vector<RunRecord>& r
   ordered_json out = {{"sweeps", ordered_json::array()}};
   for (const std::string& sweep : sweeps_in_order(data)) {
     ordered_json s = sweep_json(data, runs, sweep);
+    if (const auto table = eval_table(runs, sweep, EvalSource::training)) s["domains"] = eval_table_json(*table);
     if (const auto table = eval_table(runs, sweep)) s["eval"] = eval_table_json(*table);
     out["sweeps"].push_back(std::move(s));
   }

@@ -74,6 +74,23 @@ void read_summary(const fs::path& dir, RunRecord& r) {
   if (r.end == "finished" && !r.valid_curve.empty()) r.valid_loss = r.valid_curve.back().second;
 }
 
+// The per-domain losses of a finished run's last held-out eval (summary.json "last_eval").
+void read_final_eval(const fs::path& dir, RunRecord& r) {
+  if (r.end != "finished") return;
+  const ordered_json s = read_json(dir / "summary.json");
+  if (!s.contains("last_eval") || !s["last_eval"].contains("domains")) return;
+  EvalScores e;
+  try {
+    e.step = s["last_eval"].value("step", int64_t{0});
+    for (const auto& [domain, d] : s["last_eval"]["domains"].items())
+      e.domain_loss.emplace_back(domain, d.at("loss").get<double>());
+    e.domain_loss.emplace_back("all", s["last_eval"].at("valid_loss").get<double>());
+  } catch (const nlohmann::json::exception& err) {
+    fail("report: ", (dir / "summary.json").string(), " has a malformed \"last_eval\": ", err.what());
+  }
+  r.final_eval = std::move(e);
+}
+
 void apply_labels(const ordered_json& j, RunRecord& r) {
   if (j.is_null()) return;
   r.label = j.value("label", r.label);
@@ -120,6 +137,7 @@ RunRecord load_run(const fs::path& dir, const ordered_json& sweep_header, const 
   read_config(dir / "config.toml", r);
   read_metrics(dir / "metrics.jsonl", r);
   read_summary(dir, r);
+  read_final_eval(dir, r);
   read_eval(dir / "eval.json", r);
   return r;
 }

@@ -37,6 +37,7 @@ struct RunRecord {
   Curve train_loss, valid_curve, sparsity, lambda;
   Curve lm_loss, router_term;                      // "train" rows' lm_loss and aux_or_reg
   std::optional<EvalScores> eval;                  // eval.json, when the run was evaluated
+  std::optional<EvalScores> final_eval;            // a finished run's last held-out eval per domain (summary.json)
   std::filesystem::path dir;                       // the run directory it was read from
 };
 

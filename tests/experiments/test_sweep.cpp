@@ -120,8 +120,11 @@ void make_run(const fs::path& dir, const std::string& label, int64_t seed, const
   std::ofstream m(dir / "metrics.jsonl");
   m << ordered_json({{"kind", "train"}, {"step", 50}, {"loss", loss + 1}, {"sparsity", 0.75}, {"lambda", 1e-8}}).dump() << "\n";
   m << ordered_json({{"kind", "eval"}, {"step", 100}, {"valid_loss", loss}}).dump() << "\n";
+  // The last eval with two domains at loss ∓ 0.5 (their token-weighted mean is `loss`).
+  const ordered_json last_eval = {{"step", 100}, {"valid_loss", loss},
+                                  {"domains", {{"legal", {{"loss", loss - 0.5}}}, {"prose", {{"loss", loss + 0.5}}}}}};
   std::ofstream(dir / "summary.json") << ordered_json({{"end", "finished"}, {"steps", 100}, {"tokens_per_s", 1000.0},
-                                                       {"final_sparsity", 0.75}})
+                                                       {"final_sparsity", 0.75}, {"last_eval", last_eval}})
                                              .dump();
 }
 
@@ -292,6 +295,18 @@ TEST_CASE("report: eval.json folds into a per-domain and zero-shot table, mean �
   const std::string md = report_markdown(summarize(runs), runs);
   CHECK(md.find("| E4-relu | 4.5000 ± 0.7071 (2) | 6.5000 ± 0.7071 (2) | 5.5000 ± 0.7071 (2) |") != std::string::npos);
   CHECK(report_json(summarize(runs), runs)["sweeps"][0]["eval"]["columns"].size() == 6);
+
+  // The training runs' own final evals: every finished seed, per domain, no zero-shot columns.
+  const std::optional<EvalTable> training = eval_table(runs, runs.front().sweep, EvalSource::training);
+  REQUIRE(training.has_value());
+  CHECK(training->columns.size() == 3);  // legal, prose, all
+  REQUIRE(training->points.size() == 2);
+  const EvalPointStat& trained_relu = training->points[0].label == "E4-relu" ? training->points[0] : training->points[1];
+  CHECK(trained_relu.cells[0].n == 3);
+  CHECK(trained_relu.cells[0].mean == doctest::Approx((4.9 + 5.0 + 5.5) / 3 - 0.5));
+  CHECK(trained_relu.cells[2].mean == doctest::Approx((4.9 + 5.0 + 5.5) / 3));
+  CHECK(eval_table_markdown(*training).find("zero-shot") == std::string::npos);
+  CHECK(md.find("### Held-out loss per domain (each run's final eval in training)") != std::string::npos);
 
   // A plain router's point (label = router name, E = 8, k = 1) gets the paper's zero-shot average.
   RunRecord plain;
