@@ -224,12 +224,19 @@ def plot_stability_all(data, out):
         return
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
     styles = {"topk": "--", "relu": "-"}
+    # One colour per E, one line style per router; the seeds of a point share both, and the legend
+    # names each point once.
+    colours = {e: f"C{i}" for i, e in enumerate(sorted({r["experts"] for r in runs}))}
+    named = set()
     for r in runs:
         p = r["pairs"]
-        name = f"{r.get('label', r['key'])} ({r['router']}, E={r['experts']})"
-        ls = styles.get(r["router"], ":")
-        axes[0].plot(p["to"], p["flip_rate"], linestyle=ls, marker="o", markersize=3, label=name)
-        axes[1].plot(p["to"], p["changed_fraction"], linestyle=ls, marker="o", markersize=3, label=name)
+        label = r.get("label", r["key"])
+        name = f"{label} ({r['router']}, E={r['experts']})"
+        style = dict(linestyle=styles.get(r["router"], ":"), color=colours[r["experts"]], marker="o", markersize=2.5,
+                     linewidth=1.2, label=None if name in named else name)
+        named.add(name)
+        axes[0].plot(p["to"], p["flip_rate"], **style)
+        axes[1].plot(p["to"], p["changed_fraction"], **style)
     axes[0].set_ylabel("flip rate Σ|M_i − M_{i−1}| / (L·T·E)")
     axes[1].set_ylabel("(layer, token) rows whose experts changed")
     positive = all(v > 0 for r in runs for v in r["pairs"]["flip_rate"])
@@ -238,7 +245,8 @@ def plot_stability_all(data, out):
         if positive:  # a zero flip rate (identical routings) would vanish on a log scale
             ax.set_yscale("log")
         ax.legend(fontsize=7)
-    fig.suptitle(f"routing stability between consecutive checkpoints ({runs[0]['tokens']} held-out tokens per run)",
+    seeds = "; one line per seed" if len(named) < len(runs) else ""
+    fig.suptitle(f"routing stability between consecutive checkpoints ({runs[0]['tokens']} held-out tokens per run{seeds})",
                  fontsize=10)
     fig.tight_layout()
     fig.savefig(out / data["png"], dpi=110)

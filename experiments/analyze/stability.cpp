@@ -6,19 +6,57 @@
 
 #include "core/error.h"
 #include "experiments/analyze/analyze.h"
+#include "experiments/analyze/seed_summary.h"
 #include "experiments/train/checkpoint.h"
 
 namespace remoe::experiments {
 namespace fs = std::filesystem;
 using nlohmann::ordered_json;
 
-ordered_json analyze_stability(const fs::path& run_dir, const std::string& key, const std::string& label,
-                               int64_t tokens_per_domain) {
-  RunModel m = load_run_model(run_dir, "stability");
-  const std::string& run = m.run;
-  const int64_t train_steps = m.cfg.integer("train.steps");
+namespace {
+
+// The 0/1 routing masks [T, E] of every MoE layer for the real tokens of `text` (row[p] is the mask
+// row of position p, −1 for the EOD in front and the padding); `experts` is set on the first call.
+std::vector<std::vector<uint8_t>> heldout_masks(RunModel& m, const HeldoutText& text, const std::vector<int64_t>& row,
+                                                int64_t T, int64_t& experts) {
+  const int64_t batch = m.cfg.integer("train.batch_size");
+  std::vector<std::vector<uint8_t>> masks(static_cast<size_t>(m.model->config().n_layers));
+  route_heldout(*m.model, text, batch, m.run,
+                [&](size_t l, size_t first, const std::vector<int64_t>& tok, const std::vector<int64_t>& exp, int64_t e) {
+                  if (experts == 0) experts = e;
+                  REMOE_CHECK(e == experts, "analyze: run ", m.run, ": layer ", l, " has ", e, " experts, not ", experts);
+                  std::vector<uint8_t>& mask = masks[l];
+                  if (mask.empty()) mask.assign(static_cast<size_t>(T * experts), 0);
+                  for (size_t i = 0; i < tok.size(); ++i) {
+                    const int64_t r = row[first + static_cast<size_t>(tok[i])];
+                    if (r >= 0) mask[static_cast<size_t>(r * experts + exp[i])] = 1;
+                  }
+                });
+  return masks;
+}
+
+// Mean of `values[i]` over all pairs, and over the pairs whose later checkpoint is past half of
+// training (null when there are none).
+std::pair<ordered_json, ordered_json> all_and_late_means(const ordered_json& values, const ordered_json& to,
+                                                         int64_t train_steps) {
+  double sum = 0, late_sum = 0;
+  int64_t late_n = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    sum += values[i].get<double>();
+    if (2 * to[i].get<int64_t>() > train_steps) {
+      late_sum += values[i].get<double>();
+      late_n += 1;
+    }
+  }
+  return {ordered_json(sum / static_cast<double>(values.size())),
+          late_n ? ordered_json(late_sum / static_cast<double>(late_n)) : ordered_json(nullptr)};
+}
+
+// The run's checkpoints up to train.steps (later ones, of a run resumed with more steps, are
+// listed in `skipped`); at least 2 are needed.
+std::vector<std::pair<int64_t, fs::path>> stability_checkpoints(const fs::path& run_dir, const std::string& run,
+                                                                int64_t train_steps, std::vector<int64_t>& skipped) {
   std::vector<std::pair<int64_t, fs::path>> checkpoints = complete_checkpoints(run_dir / "ckpt");
-  std::vector<int64_t> skipped;
   std::erase_if(checkpoints, [&](const auto& c) {
     if (c.first <= train_steps) return false;
     skipped.push_back(c.first);
@@ -28,6 +66,17 @@ ordered_json analyze_stability(const fs::path& run_dir, const std::string& key, 
               (run_dir / "ckpt").string(),
               "; the stability analysis compares consecutive checkpoints and needs at least 2 (train with a small "
               "ckpt.interval and a large ckpt.keep, e.g. experiments/sweeps/stability.toml)");
+  return checkpoints;
+}
+
+}  // namespace
+
+ordered_json analyze_stability(const fs::path& run_dir, const std::string& key, const std::string& label,
+                               int64_t tokens_per_domain) {
+  RunModel m = load_run_model(run_dir, "stability");
+  const int64_t train_steps = m.cfg.integer("train.steps");
+  std::vector<int64_t> skipped;
+  const auto checkpoints = stability_checkpoints(run_dir, m.run, train_steps, skipped);
 
   const data::Shard valid = data::open_dataset_shard(m.dataset, "valid");
   const HeldoutText text = heldout_text(valid, m.dataset.domains.size(), tokens_per_domain, m.cfg.integer("model.seq_len"),
@@ -38,10 +87,9 @@ ordered_json analyze_stability(const fs::path& run_dir, const std::string& key, 
   for (size_t p = 0; p < text.tokens.size(); ++p)
     if (text.domain[p] >= 0) row[p] = T++;
   const int64_t layers = m.model->config().n_layers;
-  const int64_t batch = m.cfg.integer("train.batch_size");
 
   ordered_json j;
-  j["run"] = run;
+  j["run"] = m.run;
   j["key"] = key;
   j["label"] = label;
   j["router"] = m.router;
@@ -54,22 +102,9 @@ ordered_json analyze_stability(const fs::path& run_dir, const std::string& key, 
   ordered_json steps = ordered_json::array(), density = ordered_json::array();
   ordered_json from = ordered_json::array(), to = ordered_json::array(), flip = ordered_json::array(),
                changed = ordered_json::array(), layer_flip = ordered_json::array();
-  double sum = 0, late_sum = 0;
-  int64_t late_n = 0;
   for (const auto& [step, dir] : checkpoints) {
     load_checkpoint(dir, *m.model, nullptr);
-    std::vector<std::vector<uint8_t>> masks(static_cast<size_t>(layers));
-    route_heldout(*m.model, text, batch, run,
-                  [&](size_t l, size_t first, const std::vector<int64_t>& tok, const std::vector<int64_t>& exp, int64_t e) {
-                    if (experts == 0) experts = e;
-                    REMOE_CHECK(e == experts, "analyze: run ", run, ": layer ", l, " has ", e, " experts, not ", experts);
-                    std::vector<uint8_t>& mask = masks[l];
-                    if (mask.empty()) mask.assign(static_cast<size_t>(T * experts), 0);
-                    for (size_t i = 0; i < tok.size(); ++i) {
-                      const int64_t r = row[first + static_cast<size_t>(tok[i])];
-                      if (r >= 0) mask[static_cast<size_t>(r * experts + exp[i])] = 1;
-                    }
-                  });
+    std::vector<std::vector<uint8_t>> masks = heldout_masks(m, text, row, T, experts);
     double ones = 0;
     for (const auto& mask : masks)
       for (uint8_t v : mask) ones += v;
@@ -82,11 +117,6 @@ ordered_json analyze_stability(const fs::path& run_dir, const std::string& key, 
       flip.push_back(f.flip_rate);
       changed.push_back(f.changed_fraction);
       layer_flip.push_back(f.layer_flip_rate);
-      sum += f.flip_rate;
-      if (2 * step > train_steps) {
-        late_sum += f.flip_rate;
-        late_n += 1;
-      }
     }
     previous = std::move(masks);
   }
@@ -94,8 +124,13 @@ ordered_json analyze_stability(const fs::path& run_dir, const std::string& key, 
   j["checkpoints"] = steps;
   j["density"] = density;
   j["pairs"] = {{"from", from}, {"to", to}, {"flip_rate", flip}, {"changed_fraction", changed}, {"layer_flip_rate", layer_flip}};
-  j["mean_flip_rate"] = sum / static_cast<double>(flip.size());
-  j["late_mean_flip_rate"] = late_n ? ordered_json(late_sum / static_cast<double>(late_n)) : ordered_json(nullptr);
+  const auto [flip_mean, flip_late] = all_and_late_means(flip, to, train_steps);
+  j["mean_flip_rate"] = flip_mean;
+  j["late_mean_flip_rate"] = flip_late;
+  // The flip rate divides by E; the changed fraction does not, so it compares runs of different E.
+  const auto [changed_mean, changed_late] = all_and_late_means(changed, to, train_steps);
+  j["mean_changed_fraction"] = changed_mean;
+  j["late_mean_changed_fraction"] = changed_late;
   if (!skipped.empty()) j["skipped"] = skipped;
   return j;
 }
@@ -124,6 +159,18 @@ std::string stability_markdown(const std::vector<ordered_json>& results) {
   }
   for (const std::string& e : errors) s += "\n- " + e;
   if (!errors.empty()) s += "\n";
+  auto number = [](const char* field) {
+    return [field](const ordered_json& j) -> std::optional<double> {
+      if (!j.contains(field) || !j[field].is_number()) return std::nullopt;
+      return j[field].get<double>();
+    };
+  };
+  s += "\nPer label, mean ± std over seeds (the changed fraction does not divide by E, so it compares runs of "
+       "different E):\n\n";
+  s += per_label_summary(results, {{"mean flip rate", "{:.5f}", number("mean_flip_rate")},
+                                   {"late flip rate", "{:.5f}", number("late_mean_flip_rate")},
+                                   {"mean changed", "{:.4f}", number("mean_changed_fraction")},
+                                   {"late changed", "{:.4f}", number("late_mean_changed_fraction")}});
   return s;
 }
 

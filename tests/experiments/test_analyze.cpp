@@ -375,6 +375,16 @@ TEST_CASE("remoe analyze stability and load_balance end to end; a run with one c
     }
     CHECK(r["mean_flip_rate"].get<double>() >= 0.0);
     CHECK_FALSE(r["late_mean_flip_rate"].is_null());
+    // Means over the 3 pairs; "late" = the pairs ending past step 10 of 20 (15 and 20).
+    const auto& fr = r["pairs"]["flip_rate"];
+    const auto& ch = r["pairs"]["changed_fraction"];
+    CHECK(r["mean_flip_rate"].get<double>() ==
+          doctest::Approx((fr[0].get<double>() + fr[1].get<double>() + fr[2].get<double>()) / 3));
+    CHECK(r["late_mean_flip_rate"].get<double>() == doctest::Approx((fr[1].get<double>() + fr[2].get<double>()) / 2));
+    CHECK(r["mean_changed_fraction"].get<double>() ==
+          doctest::Approx((ch[0].get<double>() + ch[1].get<double>() + ch[2].get<double>()) / 3));
+    CHECK(r["late_mean_changed_fraction"].get<double>() ==
+          doctest::Approx((ch[1].get<double>() + ch[2].get<double>()) / 2));
   }
   // TopK routes exactly k = 1 of E = 4 per token: density 1/4 at every checkpoint, and a changed row flips
   // exactly 2 entries, so flip rate = changed · 2/E.
@@ -406,6 +416,7 @@ TEST_CASE("remoe analyze stability and load_balance end to end; a run with one c
   for (const auto& v : lb["runs"][1]["sparsity"]) CHECK(v.get<double>() == doctest::Approx(0.75));  // TopK k = 1 of 4
   const std::string md = read_file_bytes(out / "analysis.md");
   CHECK(md.find("## Stability") != std::string::npos);
+  CHECK(md.find("| label | runs | mean flip rate | late flip rate | mean changed | late changed |") != std::string::npos);
   CHECK(md.find("## Load balance") != std::string::npos);
 
   // One checkpoint: the stability error names the run; load_balance of the same run still works.
