@@ -64,6 +64,10 @@ HeldoutText heldout_text(const data::Shard& valid, size_t n_domains, int64_t max
 // (token, expert) pairs, token counted from the batch's first position `first` in text.tokens.
 using LayerRouting = std::function<void(size_t layer, size_t first, const std::vector<int64_t>& token,
                                         const std::vector<int64_t>& expert, int64_t experts)>;
+// The note of an analysis whose newest checkpoint is not the run's last step (the run is still
+// training or stopped early); empty when it is.
+std::string unfinished_note(int64_t newest_step, int64_t train_steps);
+
 void route_heldout(Transformer& model, const HeldoutText& text, int64_t batch, const std::string& run,
                    const LayerRouting& on_layer);
 

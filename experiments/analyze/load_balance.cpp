@@ -116,8 +116,8 @@ std::string load_balance_markdown(const std::vector<ordered_json>& results) {
   s += "\nPer label, mean ± std over seeds of the per-run means over layers, and of the sparsity's spread (max − min) "
        "across layers:\n\n";
   s += per_label_summary(results, {
-      {"mean max/mean", "{:.2f}", [](const ordered_json& j) { return mean_of(ordered_json::array({j["mean_max_over_mean"]})); }},
-      {"mean CV", "{:.3f}", [](const ordered_json& j) { return mean_of(ordered_json::array({j["mean_cv"]})); }},
+      {"mean max/mean", "{:.2f}", [](const ordered_json& j) { return number_of(j["mean_max_over_mean"]); }},
+      {"mean CV", "{:.3f}", [](const ordered_json& j) { return number_of(j["mean_cv"]); }},
       {"sparsity (mean over layers)", "{:.3f}", [](const ordered_json& j) { return mean_of(j["sparsity"]); }},
       {"sparsity spread across layers", "{:.3f}", [](const ordered_json& j) { return spread_of(j["sparsity"]); }}});
   return s;

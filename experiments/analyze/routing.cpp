@@ -117,6 +117,11 @@ void route_heldout(Transformer& model, const HeldoutText& text, int64_t batch, c
   }
 }
 
+std::string unfinished_note(int64_t newest_step, int64_t train_steps) {
+  if (newest_step == train_steps) return {};
+  return fmt::format("the newest checkpoint is step {} of {} (the run did not finish)", newest_step, train_steps);
+}
+
 RoutingStats collect_routing(const fs::path& run_dir, int64_t max_tokens_per_domain, bool with_train_frequency) {
   REMOE_CHECK(max_tokens_per_domain > 0, "analyze: --max-tokens must be > 0, got ", max_tokens_per_domain);
   RunModel m = load_run_model(run_dir, "domains, allocation and load_balance");
@@ -140,8 +145,7 @@ RoutingStats collect_routing(const fs::path& run_dir, int64_t max_tokens_per_dom
   Transformer& model = *m.model;
   const TrainState state = load_checkpoint(*choice.chosen, model, nullptr);
   st.step = state.step;
-  if (st.step != st.train_steps && st.checkpoint_note.empty())
-    st.checkpoint_note = fmt::format("the newest checkpoint is step {} of {} (the run did not finish)", st.step, st.train_steps);
+  if (st.checkpoint_note.empty()) st.checkpoint_note = unfinished_note(st.step, st.train_steps);
   st.layers = model.config().n_layers;
   st.vocab = dataset.vocab_size;
   st.domains = dataset.domains;

@@ -45,6 +45,11 @@ std::optional<double> spread_of(const ordered_json& values) {
   return *hi - *lo;
 }
 
+std::optional<double> number_of(const ordered_json& value) {
+  if (!value.is_number()) return std::nullopt;
+  return value.get<double>();
+}
+
 std::string per_label_summary(const std::vector<ordered_json>& results, const std::vector<SummaryColumn>& columns) {
   std::vector<std::string> order;
   std::map<std::string, std::vector<const ordered_json*>> groups;

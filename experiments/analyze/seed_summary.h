@@ -23,6 +23,8 @@ struct SummaryColumn {
 std::string per_label_summary(const std::vector<nlohmann::ordered_json>& results,
                               const std::vector<SummaryColumn>& columns);
 
+// The value when it is a number; nullopt otherwise (null, missing).
+std::optional<double> number_of(const nlohmann::ordered_json& value);
 // The unweighted mean of a JSON array of numbers (nulls skipped); nullopt when none are numbers.
 std::optional<double> mean_of(const nlohmann::ordered_json& values);
 // max − min of a JSON array of numbers (nulls skipped); nullopt when none are numbers.

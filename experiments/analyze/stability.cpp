@@ -132,6 +132,9 @@ ordered_json analyze_stability(const fs::path& run_dir, const std::string& key, 
   j["mean_changed_fraction"] = changed_mean;
   j["late_mean_changed_fraction"] = changed_late;
   if (!skipped.empty()) j["skipped"] = skipped;
+  // A run analysed while it still trains (or that stopped early) has fewer pairs than its finished seeds.
+  const std::string note = unfinished_note(steps.back().get<int64_t>(), train_steps);
+  if (!note.empty()) j["checkpoint_note"] = note;
   return j;
 }
 
@@ -142,10 +145,10 @@ std::string stability_markdown(const std::vector<ordered_json>& results) {
        "expert set differs; late = the mean over the checkpoint pairs ending after half of training.\n\n";
   s += "| run | router | E | tokens | checkpoints | mean flip rate | late flip rate | last flip rate | last changed |\n";
   s += "|---|---|---:|---:|---|---:|---:|---:|---:|\n";
-  std::vector<std::string> errors;
+  std::vector<std::string> notes;  // errors and checkpoint notes, under the table
   for (const ordered_json& j : results) {
     if (j.contains("error")) {
-      errors.push_back(j["error"].get<std::string>());
+      notes.push_back(j["error"].get<std::string>());
       continue;
     }
     const ordered_json& c = j["checkpoints"];
@@ -157,13 +160,13 @@ std::string stability_markdown(const std::vector<ordered_json>& results) {
                                                         : fmt::format("{:.5f}", j["late_mean_flip_rate"].get<double>()),
                      p["flip_rate"].back().get<double>(), p["changed_fraction"].back().get<double>());
   }
-  for (const std::string& e : errors) s += "\n- " + e;
-  if (!errors.empty()) s += "\n";
+  for (const ordered_json& j : results)
+    if (j.contains("checkpoint_note"))
+      notes.push_back(j["key"].get<std::string>() + ": " + j["checkpoint_note"].get<std::string>());
+  for (const std::string& e : notes) s += "\n- " + e;
+  if (!notes.empty()) s += "\n";
   auto number = [](const char* field) {
-    return [field](const ordered_json& j) -> std::optional<double> {
-      if (!j.contains(field) || !j[field].is_number()) return std::nullopt;
-      return j[field].get<double>();
-    };
+    return [field](const ordered_json& j) { return j.contains(field) ? number_of(j[field]) : std::nullopt; };
   };
   s += "\nPer label, mean ± std over seeds (the changed fraction does not divide by E, so it compares runs of "
        "different E):\n\n";

@@ -419,6 +419,21 @@ TEST_CASE("remoe analyze stability and load_balance end to end; a run with one c
   CHECK(md.find("| label | runs | mean flip rate | late flip rate | mean changed | late changed |") != std::string::npos);
   CHECK(md.find("## Load balance") != std::string::npos);
 
+  // A run whose newest checkpoint is before train.steps (still training, or stopped early): analysed, with a note.
+  const fs::path partial = scratch / "st_partial";
+  fs::copy(r1.dir, partial, fs::copy_options::recursive);
+  fs::remove_all(partial / "ckpt" / "step_20");
+  auto [rc_part, err_part] = analyze_cli(partial.string() + " --analyses stability --no-plots --stability-tokens 128 --out " +
+                                             (scratch / "partial").string(),
+                                         scratch);
+  INFO(err_part);
+  REQUIRE(rc_part == 0);
+  const nlohmann::json sp = json_file(scratch / "partial" / "stability.json");
+  CHECK(sp["runs"][0]["checkpoints"] == nlohmann::json({5, 10, 15}));
+  CHECK(sp["runs"][0]["checkpoint_note"] == "the newest checkpoint is step 15 of 20 (the run did not finish)");
+  CHECK(read_file_bytes(scratch / "partial" / "analysis.md").find("the run did not finish") != std::string::npos);
+  CHECK_FALSE(st["runs"][0].contains("checkpoint_note"));  // the finished runs above have none
+
   // One checkpoint: the stability error names the run; load_balance of the same run still works.
   auto [rc_one, err_one] = analyze_cli(r3.dir.string() + " --analyses stability --no-plots --out " + (scratch / "one").string(), scratch);
   CHECK(rc_one != 0);
